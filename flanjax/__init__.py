@@ -1,0 +1,1 @@
+"""flanjax: FLAN-style instruction tuning in JAX."""

@@ -1,0 +1,126 @@
+"""Orbax checkpoints in MODEL_DIR/checkpoints/<step>/.
+
+Each checkpoint holds four items: `params` and `opt_state` (arrays, restorable
+onto any mesh by passing abstract arrays with the target shardings), `data` (the
+input pipeline's position, JSON) and `meta` (step, model family and config,
+JSON). The evaluator restores `params` and `meta` only. Orbax writes a step
+under a temporary name and renames it when complete, so a partial save is never
+listed as a checkpoint.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+from typing import Any
+
+import orbax.checkpoint as ocp
+
+from flanjax.models import ModelConfig, T5Config
+
+_FAMILIES: dict[str, type] = {"t5": T5Config}
+
+
+def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
+    family = {v: k for k, v in _FAMILIES.items()}[type(cfg)]
+    return {"family": family, "config": dataclasses.asdict(cfg)}
+
+
+def model_config_from_json(d: dict[str, Any]) -> ModelConfig:
+    return _FAMILIES[d["family"]](**d["config"])
+
+
+@dataclasses.dataclass(frozen=True)
+class CheckpointConfig:
+    save_every: int = 1000
+    keep: int = 3  # newest checkpoints kept; 0 keeps all
+    keep_every: int = 0  # also keep every checkpoint at a multiple of this step
+    save_initial: bool = True  # a step-0 checkpoint, the baseline for evaluation
+    async_save: bool = True
+
+
+class Checkpointer:
+    """A thin layer over `ocp.CheckpointManager` with flanjax's items."""
+
+    def __init__(self, model_dir: str, cfg: CheckpointConfig = CheckpointConfig(), read_only=False):
+        self.directory = os.path.join(os.path.abspath(model_dir), "checkpoints")
+        policies = [ocp.checkpoint_managers.LatestN(cfg.keep or None)]
+        if cfg.keep_every:
+            policies.append(ocp.checkpoint_managers.EveryNSteps(cfg.keep_every))
+        if cfg.save_initial:  # the step-0 baseline is never deleted
+            policies.append(ocp.checkpoint_managers.CustomSteps([0]))
+        options = ocp.CheckpointManagerOptions(
+            preservation_policy=ocp.checkpoint_managers.AnyPreservationPolicy(policies),
+            enable_async_checkpointing=cfg.async_save,
+            create=not read_only,
+            read_only=read_only,
+        )
+        self.manager = ocp.CheckpointManager(
+            self.directory, options=options, item_names=("params", "opt_state", "data", "meta")
+        )
+
+    def all_steps(self) -> list[int]:
+        self.manager.reload()
+        return sorted(self.manager.all_steps())
+
+    def latest_step(self) -> int | None:
+        steps = self.all_steps()
+        return steps[-1] if steps else None
+
+    def save(
+        self, step: int, state: Any, data_state: dict, meta: dict, force: bool = False
+    ) -> bool:
+        args = ocp.args.Composite(
+            params=ocp.args.StandardSave(state.params),
+            opt_state=ocp.args.StandardSave(state.opt_state),
+            data=ocp.args.JsonSave(data_state),
+            meta=ocp.args.JsonSave({**meta, "step": int(step)}),
+        )
+        return self.manager.save(step, args=args, force=force)
+
+    def read_meta(self, step: int) -> dict:
+        path = os.path.join(self.directory, str(step), "meta", "metadata")
+        with open(path) as f:
+            return json.load(f)
+
+    def restore(self, step: int, abstract: Any) -> tuple[Any, dict, dict]:
+        """(params, opt_state) onto `abstract`'s shardings, plus data state and meta."""
+        out = self.manager.restore(
+            step,
+            args=ocp.args.Composite(
+                params=ocp.args.StandardRestore(abstract.params),
+                opt_state=ocp.args.StandardRestore(abstract.opt_state),
+                data=ocp.args.JsonRestore(),
+                meta=ocp.args.JsonRestore(),
+            ),
+        )
+        return (out["params"], out["opt_state"]), out["data"], out["meta"]
+
+    def restore_params(self, step: int, abstract_params: Any) -> Any:
+        out = self.manager.restore(
+            step, args=ocp.args.Composite(params=ocp.args.StandardRestore(abstract_params))
+        )
+        return out["params"]
+
+    def wait(self) -> None:
+        self.manager.wait_until_finished()
+
+    def close(self) -> None:
+        self.manager.wait_until_finished()
+        self.manager.close()
+
+
+def check_same_model(meta: dict, cfg: ModelConfig, directory: str) -> None:
+    """Refuses to resume a MODEL_DIR written by a different model config."""
+    saved = meta.get("model")
+    if saved and saved != model_config_to_json(cfg):
+        diff = {
+            k: (saved["config"].get(k), v)
+            for k, v in dataclasses.asdict(cfg).items()
+            if saved["config"].get(k) != v
+        }
+        raise ValueError(
+            f"{directory} holds checkpoints of a different model config "
+            f"(field: (saved, requested)): {diff}. Use a new MODEL_DIR, or the saved config."
+        )

@@ -1,0 +1,1 @@
+"""Data layer: templates, tasks, mixtures, pipelines. Never imports model code."""

@@ -1,0 +1,173 @@
+"""Templated seqio Tasks, their FLAN metadata, and held-out-cluster mixtures.
+
+`register_templated_task` adds an ordinary seqio Task (so `seqio.get_dataset`,
+`seqio.get_mixture_or_task` and seqio's mixtures all work) whose training data is
+every record rendered through one of its templates, chosen uniformly and
+deterministically per record. Alongside, flanjax keeps a `TaskInfo` for each
+task (cluster, templates, records by split) that the evaluator uses to render
+every evaluation record through every template.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import difflib
+from collections.abc import Callable, Mapping, Sequence
+
+import seqio
+import tensorflow as tf
+
+from flanjax.data.templates import Template, TemplateError, pick_template
+
+RecordsFn = Callable[[str], Sequence[Mapping[str, object]]]
+DEFAULT_CAP = 3000  # FLAN v1's per-task cap on examples for mixing rates.
+
+
+@dataclasses.dataclass(frozen=True)
+class TaskInfo:
+    """What flanjax knows of a registered task beyond seqio's Task."""
+
+    name: str
+    cluster: str
+    templates: tuple[Template, ...]
+    records: RecordsFn  # split -> records, each with a unique "id"
+    num_examples: Mapping[str, int]
+    metric: str
+
+    @property
+    def has_choices(self) -> bool:
+        return any(t.has_choices for t in self.templates)
+
+
+_TASKS: dict[str, TaskInfo] = {}
+
+
+def _closest(name: str, known: Sequence[str]) -> str:
+    near = difflib.get_close_matches(name, known, n=3)
+    return f" Did you mean: {', '.join(near)}?" if near else ""
+
+
+def get_task_info(name: str) -> TaskInfo:
+    if name not in _TASKS:
+        raise ValueError(
+            f"unknown flanjax task {name!r} ({len(_TASKS)} registered)."
+            + _closest(name, list(_TASKS))
+        )
+    return _TASKS[name]
+
+
+def task_infos() -> dict[str, TaskInfo]:
+    return dict(_TASKS)
+
+
+def get_mixture_or_task(name: str) -> seqio.Task | seqio.Mixture:
+    """`seqio.get_mixture_or_task` with an error that suggests near names."""
+    known = list(seqio.MixtureRegistry.names()) + list(seqio.TaskRegistry.names())
+    if name not in known:
+        raise ValueError(
+            f"unknown task or mixture {name!r}; `flanjax tasks list` shows the "
+            f"{len(known)} registered." + _closest(name, known)
+        )
+    return seqio.get_mixture_or_task(name)
+
+
+def tasks_of(name: str) -> list[str]:
+    """Names of the flanjax tasks in a task or (nested) mixture."""
+    obj = get_mixture_or_task(name)
+    return [t.name for t in obj.tasks] if isinstance(obj, seqio.Mixture) else [obj.name]
+
+
+def _check_templates(name: str, templates: Sequence[Template], sample: Mapping) -> None:
+    if not templates:
+        raise TemplateError(f"task {name!r}: no templates")
+    ids = [t.id for t in templates]
+    if len(set(ids)) != len(ids):
+        raise TemplateError(f"task {name!r}: duplicate template ids {ids}")
+    for t in templates:
+        t.render(sample, task=name)  # raises TemplateError naming the missing field
+
+
+def register_templated_task(
+    name: str,
+    *,
+    cluster: str,
+    templates: Sequence[Template],
+    records: RecordsFn,
+    splits: Sequence[str],
+    vocabulary: seqio.Vocabulary,
+    metric: str = "exact_match",
+    template_seed: int = 0,
+) -> TaskInfo:
+    """Registers a seqio Task of `records` rendered through `templates`.
+
+    Every template is rendered once against the first training record at
+    registration, so a template that names a missing field fails here, naming
+    the task, template and field, rather than mid-training.
+    """
+    counts = {s: len(records(s)) for s in splits}
+    for split, n in counts.items():
+        if n == 0:
+            raise ValueError(f"task {name!r}: split {split!r} has no records")
+    _check_templates(name, templates, records(splits[0])[0])
+    templates = tuple(templates)
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed  # one in-memory shard; seqio shuffles examples
+        rows = {"inputs": [], "targets": [], "id": []}
+        for rec in records(split):
+            ex = pick_template(templates, str(rec["id"]), template_seed).render(rec, task=name)
+            rows["inputs"].append(ex.inputs)
+            rows["targets"].append(ex.targets)
+            rows["id"].append(str(rec["id"]))
+        return tf.data.Dataset.from_tensor_slices(rows)
+
+    features = {
+        "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
+        "targets": seqio.Feature(vocabulary, add_eos=True),
+    }
+    if name in seqio.TaskRegistry.names():
+        seqio.TaskRegistry.remove(name)
+    seqio.TaskRegistry.add(
+        name,
+        source=seqio.FunctionDataSource(
+            dataset_fn, splits=tuple(splits), num_input_examples=counts
+        ),
+        preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
+        output_features=features,
+        metric_fns=[],
+    )
+    info = TaskInfo(name, cluster, templates, records, counts, metric)
+    _TASKS[name] = info
+    return info
+
+
+def examples_proportional_rate(
+    name: str, cap: int = DEFAULT_CAP, temperature: float = 1.0
+) -> float:
+    """min(train examples, cap) ** (1 / temperature), as in FLAN / T5 mixing."""
+    n = get_task_info(name).num_examples["train"]
+    return float(min(n, cap)) ** (1.0 / temperature)
+
+
+def register_mixture(name: str, tasks: Sequence[str], cap: int = DEFAULT_CAP) -> seqio.Mixture:
+    if not tasks:
+        raise ValueError(f"mixture {name!r}: no tasks")
+    if name in seqio.MixtureRegistry.names():
+        seqio.MixtureRegistry.remove(name)
+    return seqio.MixtureRegistry.add(name, [(t, examples_proportional_rate(t, cap)) for t in tasks])
+
+
+def register_cluster_mixtures(prefix: str, task_names: Sequence[str]) -> dict[str, list[str]]:
+    """For each cluster c: `{prefix}.train_without_{c}` and `{prefix}.eval_{c}`.
+
+    Also registers `{prefix}.all` (every task). Returns cluster -> task names.
+    """
+    clusters: dict[str, list[str]] = {}
+    for t in task_names:
+        clusters.setdefault(get_task_info(t).cluster, []).append(t)
+    register_mixture(f"{prefix}.all", task_names)
+    for c, members in clusters.items():
+        rest = [t for t in task_names if get_task_info(t).cluster != c]
+        register_mixture(f"{prefix}.train_without_{c}", rest)
+        register_mixture(f"{prefix}.eval_{c}", members)
+    return clusters

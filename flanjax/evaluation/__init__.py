@@ -1,0 +1,1 @@
+"""Evaluation utilities for flanjax (metrics, held-out-cluster evaluator)."""

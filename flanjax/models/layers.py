@@ -1,0 +1,97 @@
+"""Building blocks shared by flanjax's models, each parameter with logical axes.
+
+Shape legend, used in every model module:
+  B batch, L encoder (input) length, T decoder (target) length, S attended
+  (key) length, D d_model, H query heads, G key/value heads, K head dim,
+  F d_ff, V vocabulary, N relative-position buckets.
+"""
+
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from flanjax.partitioning import constrain
+
+NEG_INF = -1e10  # additive mask value; finite so fully masked rows stay NaN-free
+
+
+def param(
+    rngs: nnx.Rngs,
+    init: nnx.initializers.Initializer,
+    shape: tuple[int, ...],
+    axes: tuple[str | None, ...],
+    dtype: jnp.dtype,
+) -> nnx.Param:
+    """A parameter carrying its logical axis names as sharding metadata."""
+    return nnx.Param(init(rngs.params(), shape, dtype), out_sharding=axes)
+
+
+def normal(stddev: float) -> nnx.initializers.Initializer:
+    return nnx.initializers.normal(stddev=stddev)
+
+
+class RMSNorm(nnx.Module):
+    """T5's LayerNorm: scale only, no mean subtraction, computed in float32."""
+
+    def __init__(self, dim: int, *, eps: float, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.eps = eps
+        self.scale = param(rngs, nnx.initializers.ones, (dim,), ("embed",), param_dtype)
+
+    def __call__(self, x_BxLxD: jax.Array) -> jax.Array:
+        x = x_BxLxD.astype(jnp.float32)
+        var = jnp.mean(jnp.square(x), axis=-1, keepdims=True)
+        y = x * jax.lax.rsqrt(var + self.eps) * self.scale[...].astype(jnp.float32)
+        return y.astype(x_BxLxD.dtype)
+
+
+class Embed(nnx.Module):
+    """Token embedding table, also usable as a tied output projection."""
+
+    def __init__(self, vocab: int, dim: int, *, param_dtype: jnp.dtype, rngs: nnx.Rngs):
+        self.embedding = param(rngs, normal(1.0), (vocab, dim), ("vocab", "embed"), param_dtype)
+
+    def __call__(self, ids_BxL: jax.Array, dtype: jnp.dtype) -> jax.Array:
+        x_BxLxD = jnp.take(self.embedding[...], ids_BxL, axis=0).astype(dtype)
+        return constrain(x_BxLxD, ("act_batch", "act_length", "act_embed"))
+
+    def attend(self, x_BxLxD: jax.Array) -> jax.Array:
+        table_VxD = self.embedding[...].astype(x_BxLxD.dtype)
+        return jnp.einsum("bld,vd->blv", x_BxLxD, table_VxD)
+
+
+def dot_attention(
+    q_BxTxHxK: jax.Array,
+    k_BxSxHxK: jax.Array,
+    v_BxSxHxK: jax.Array,
+    mask_BxTxS: jax.Array,
+    bias_HxTxS: jax.Array | None = None,
+    scale: float = 1.0,
+) -> jax.Array:
+    """Softmax attention (in float32) with a boolean mask and an additive bias.
+
+    The key/value heads may be fewer than the query heads (grouped-query
+    attention): each key/value head serves H / G query heads.
+    """
+    b, t, h, k = q_BxTxHxK.shape
+    g = k_BxSxHxK.shape[2]
+    q_BxTxGxRxK = q_BxTxHxK.reshape(b, t, g, h // g, k)
+    s_BxGxRxTxS = jnp.einsum("btgrk,bsgk->bgrts", q_BxTxGxRxK, k_BxSxHxK)
+    s_BxGxRxTxS = s_BxGxRxTxS.astype(jnp.float32) * scale
+    if bias_HxTxS is not None:
+        s_BxGxRxTxS += bias_HxTxS.reshape(g, h // g, *bias_HxTxS.shape[1:]).astype(jnp.float32)
+    s_BxGxRxTxS = jnp.where(mask_BxTxS[:, None, None], s_BxGxRxTxS, NEG_INF)
+    p_BxGxRxTxS = jax.nn.softmax(s_BxGxRxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+    out_BxTxGxRxK = jnp.einsum("bgrts,bsgk->btgrk", p_BxGxRxTxS, v_BxSxHxK)
+    return out_BxTxGxRxK.reshape(b, t, h, k)
+
+
+def segment_mask(q_seg_BxT: jax.Array, k_seg_BxS: jax.Array) -> jax.Array:
+    """True where query and key belong to the same packed segment."""
+    return q_seg_BxT[:, :, None] == k_seg_BxS[:, None, :]
+
+
+def causal_mask(t: int, s: int | None = None) -> jax.Array:
+    s = t if s is None else s
+    return jnp.arange(t)[:, None] >= jnp.arange(s)[None, :]

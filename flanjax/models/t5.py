@@ -1,0 +1,275 @@
+"""T5 v1.1 / Flan-T5 encoder-decoder in Flax NNX (and the original T5 variant).
+
+T5 v1.1: RMSNorm before each sublayer, relative position bias (shared by all
+layers of a stack, bidirectional in the encoder, causal in the decoder), gated
+GELU MLP, no biases, no 1/sqrt(K) attention scaling (folded into the init),
+untied output projection. Original T5: ReLU MLP and tied embeddings (logits
+scaled by D**-0.5). Shapes follow the legend in `layers.py`.
+
+Packing: `segment_ids` (0 = padding) mask attention to within one example, so a
+packed row computes exactly what its examples would unpacked. Relative positions
+are taken from the row's index, which within a contiguous segment equals the
+per-example position difference.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from flanjax.models import layers
+from flanjax.models.layers import RMSNorm, normal, param
+from flanjax.partitioning import constrain
+
+
+@dataclasses.dataclass(frozen=True)
+class T5Config:
+    """Architecture and dtype policy of an encoder-decoder (T5 v1.1 defaults)."""
+
+    vocab_size: int = 32128
+    d_model: int = 512
+    num_heads: int = 6
+    head_dim: int = 64
+    d_ff: int = 1024
+    num_encoder_layers: int = 8
+    num_decoder_layers: int = 8
+    mlp_activation: str = "gated-gelu"  # or "relu" (original T5)
+    tie_embeddings: bool = False  # True for original T5
+    relative_buckets: int = 32
+    relative_max_distance: int = 128
+    dropout_rate: float = 0.0
+    layer_norm_eps: float = 1e-6
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    remat: bool = False  # rematerialize each layer in the backward pass
+
+    def __post_init__(self) -> None:
+        if self.mlp_activation not in ("gated-gelu", "relu"):
+            raise ValueError(
+                f"T5Config.mlp_activation {self.mlp_activation!r}: use gated-gelu or relu"
+            )
+
+
+def relative_position_bucket(
+    rel_TxS: jax.Array, *, bidirectional: bool, num_buckets: int, max_distance: int
+) -> jax.Array:
+    """T5's log-spaced buckets of (key position - query position)."""
+    bucket = jnp.zeros_like(rel_TxS)
+    if bidirectional:
+        num_buckets //= 2
+        bucket += (rel_TxS > 0).astype(rel_TxS.dtype) * num_buckets
+        n = jnp.abs(rel_TxS)
+    else:
+        n = -jnp.minimum(rel_TxS, 0)
+    max_exact = num_buckets // 2
+    log_ratio = jnp.log(jnp.maximum(n, 1).astype(jnp.float32) / max_exact)
+    large = max_exact + (
+        log_ratio / math.log(max_distance / max_exact) * (num_buckets - max_exact)
+    ).astype(rel_TxS.dtype)
+    large = jnp.minimum(large, num_buckets - 1)
+    return bucket + jnp.where(n < max_exact, n, large)
+
+
+class Attention(nnx.Module):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+        d, h, k, pd = cfg.d_model, cfg.num_heads, cfg.head_dim, jnp.dtype(cfg.param_dtype)
+        self.query = param(rngs, normal((d * k) ** -0.5), (d, h, k), ("embed", "heads", "kv"), pd)
+        self.key = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
+        self.value = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
+        self.out = param(rngs, normal((h * k) ** -0.5), (h, k, d), ("heads", "kv", "embed"), pd)
+
+    def __call__(
+        self,
+        x_BxTxD: jax.Array,
+        kv_BxSxD: jax.Array,
+        mask_BxTxS: jax.Array,
+        bias_HxTxS: jax.Array | None = None,
+    ) -> jax.Array:
+        dt = x_BxTxD.dtype
+        act = ("act_batch", "act_length", "act_heads", "act_kv")
+        q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
+        k_BxSxHxK = constrain(jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt)), act)
+        v_BxSxHxK = constrain(
+            jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
+        )
+        o_BxTxHxK = layers.dot_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
+        return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+
+class Mlp(nnx.Module):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+        d, f, pd = cfg.d_model, cfg.d_ff, jnp.dtype(cfg.param_dtype)
+        self.gated = cfg.mlp_activation == "gated-gelu"
+        self.wi_0 = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
+        if self.gated:
+            self.wi_1 = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
+        self.wo = param(rngs, normal(f**-0.5), (f, d), ("mlp", "embed"), pd)
+
+    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+        dt = x_BxTxD.dtype
+        h_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_0[...].astype(dt))
+        if self.gated:
+            lin_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_1[...].astype(dt))
+            h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True) * lin_BxTxF
+        else:
+            h_BxTxF = jax.nn.relu(h_BxTxF)
+        h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_length", "act_mlp"))
+        return jnp.einsum("btf,fd->btd", h_BxTxF, self.wo[...].astype(dt))
+
+
+class EncoderLayer(nnx.Module):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+        pd = jnp.dtype(cfg.param_dtype)
+        self.attn_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs)
+        self.dropout = nnx.Dropout(cfg.dropout_rate)
+
+    def __call__(self, x_BxLxD, mask_BxLxL, bias_HxLxL, rngs: nnx.Rngs | None):
+        det = rngs is None
+        h = self.attn_norm(x_BxLxD)
+        x_BxLxD = x_BxLxD + self.dropout(
+            self.attn(h, h, mask_BxLxL, bias_HxLxL), deterministic=det, rngs=rngs
+        )
+        h = self.mlp(self.mlp_norm(x_BxLxD))
+        return x_BxLxD + self.dropout(h, deterministic=det, rngs=rngs)
+
+
+class DecoderLayer(nnx.Module):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+        pd = jnp.dtype(cfg.param_dtype)
+        self.self_attn_norm = RMSNorm(
+            cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs
+        )
+        self.self_attn = Attention(cfg, rngs=rngs)
+        self.cross_attn_norm = RMSNorm(
+            cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs
+        )
+        self.cross_attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs)
+        self.dropout = nnx.Dropout(cfg.dropout_rate)
+
+    def __call__(self, y_BxTxD, enc_BxLxD, self_mask_BxTxT, cross_mask_BxTxL, bias_HxTxT, rngs):
+        det = rngs is None
+        h = self.self_attn_norm(y_BxTxD)
+        h = self.self_attn(h, h, self_mask_BxTxT, bias_HxTxT)
+        y_BxTxD = y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
+        h = self.cross_attn(self.cross_attn_norm(y_BxTxD), enc_BxLxD, cross_mask_BxTxL)
+        y_BxTxD = y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
+        h = self.mlp(self.mlp_norm(y_BxTxD))
+        return y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
+
+
+class EncoderDecoder(nnx.Module):
+    """T5 encoder-decoder. `rngs=None` at call time means deterministic (no dropout)."""
+
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        pd = jnp.dtype(cfg.param_dtype)
+        n, h = cfg.relative_buckets, cfg.num_heads
+        self.token_embed = layers.Embed(cfg.vocab_size, cfg.d_model, param_dtype=pd, rngs=rngs)
+        self.encoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
+        self.decoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
+        self.encoder_layers = nnx.List(
+            [EncoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_encoder_layers)]
+        )
+        self.decoder_layers = nnx.List(
+            [DecoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_decoder_layers)]
+        )
+        self.encoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
+        self.decoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
+        if not cfg.tie_embeddings:
+            init = normal(cfg.d_model**-0.5)
+            self.lm_head = param(rngs, init, (cfg.d_model, cfg.vocab_size), ("embed", "vocab"), pd)
+        self.dropout = nnx.Dropout(cfg.dropout_rate)
+
+    def _bias(self, table_NxH: jax.Array, t: int, s: int, bidirectional: bool) -> jax.Array:
+        rel_TxS = jnp.arange(s)[None, :] - jnp.arange(t)[:, None]
+        bucket_TxS = relative_position_bucket(
+            rel_TxS,
+            bidirectional=bidirectional,
+            num_buckets=self.cfg.relative_buckets,
+            max_distance=self.cfg.relative_max_distance,
+        )
+        return jnp.take(table_NxH, bucket_TxS, axis=0).transpose(2, 0, 1)
+
+    def _layer(self, layer: nnx.Module):
+        """The layer's call, rematerialized in the backward pass if configured."""
+        if not self.cfg.remat:
+            return layer
+        fn = nnx.remat(type(layer).__call__, static_argnums=())
+        return lambda *args: fn(layer, *args)
+
+    def encode(
+        self,
+        tokens_BxL: jax.Array,
+        segments_BxL: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """Encoder states; `segments_BxL` defaults to (tokens != 0)."""
+        if segments_BxL is None:
+            segments_BxL = (tokens_BxL != 0).astype(jnp.int32)
+        length = tokens_BxL.shape[1]
+        x_BxLxD = self.token_embed(tokens_BxL, jnp.dtype(self.cfg.dtype))
+        x_BxLxD = self.dropout(x_BxLxD, deterministic=rngs is None, rngs=rngs)
+        mask_BxLxL = layers.segment_mask(segments_BxL, segments_BxL)
+        bias_HxLxL = self._bias(self.encoder_rel_bias[...], length, length, True)
+        for layer in self.encoder_layers:
+            x_BxLxD = self._layer(layer)(x_BxLxD, mask_BxLxL, bias_HxLxL, rngs)
+        x_BxLxD = self.encoder_norm(x_BxLxD)
+        return self.dropout(x_BxLxD, deterministic=rngs is None, rngs=rngs)
+
+    def decode(
+        self,
+        encoded_BxLxD: jax.Array,
+        enc_segments_BxL: jax.Array,
+        dec_tokens_BxT: jax.Array,
+        dec_segments_BxT: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """Logits BxTxV for decoder inputs (targets shifted right, 0 = start)."""
+        t = dec_tokens_BxT.shape[1]
+        if dec_segments_BxT is None:
+            dec_segments_BxT = jnp.ones_like(dec_tokens_BxT)
+        y_BxTxD = self.token_embed(dec_tokens_BxT, jnp.dtype(self.cfg.dtype))
+        y_BxTxD = self.dropout(y_BxTxD, deterministic=rngs is None, rngs=rngs)
+        self_mask_BxTxT = layers.segment_mask(
+            dec_segments_BxT, dec_segments_BxT
+        ) & layers.causal_mask(t)
+        cross_mask_BxTxL = layers.segment_mask(dec_segments_BxT, enc_segments_BxL)
+        bias_HxTxT = self._bias(self.decoder_rel_bias[...], t, t, False)
+        for layer in self.decoder_layers:
+            y_BxTxD = self._layer(layer)(
+                y_BxTxD, encoded_BxLxD, self_mask_BxTxT, cross_mask_BxTxL, bias_HxTxT, rngs
+            )
+        y_BxTxD = self.decoder_norm(y_BxTxD)
+        y_BxTxD = self.dropout(y_BxTxD, deterministic=rngs is None, rngs=rngs)
+        if self.cfg.tie_embeddings:
+            logits_BxTxV = self.token_embed.attend(y_BxTxD * self.cfg.d_model**-0.5)
+        else:
+            logits_BxTxV = jnp.einsum(
+                "btd,dv->btv", y_BxTxD, self.lm_head[...].astype(y_BxTxD.dtype)
+            )
+        return constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
+
+    def __call__(
+        self,
+        encoder_input_tokens: jax.Array,
+        decoder_input_tokens: jax.Array,
+        encoder_segment_ids: jax.Array | None = None,
+        decoder_segment_ids: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        if encoder_segment_ids is None:
+            encoder_segment_ids = (encoder_input_tokens != 0).astype(jnp.int32)
+        encoded = self.encode(encoder_input_tokens, encoder_segment_ids, rngs)
+        return self.decode(
+            encoded, encoder_segment_ids, decoder_input_tokens, decoder_segment_ids, rngs
+        )

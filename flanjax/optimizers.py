@@ -1,0 +1,71 @@
+"""Optimizers and learning-rate schedules, built from a frozen config."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax.numpy as jnp
+import optax
+
+
+@dataclasses.dataclass(frozen=True)
+class OptimizerConfig:
+    """Optimizer and schedule.
+
+    name: "adafactor" (T5X's defaults: factored second moments, decay_rate 0.8,
+      no momentum, update clipping at 1.0, updates scaled by parameter RMS) or
+      "adamw".
+    schedule: "constant", "rsqrt" (lr / sqrt(max(step, warmup))), or "cosine"
+      (to 0 at `decay_steps`); every schedule warms up linearly over
+      `warmup_steps` first ("rsqrt" is flat during warm-up, as in T5).
+    """
+
+    name: str = "adafactor"
+    learning_rate: float = 1e-3
+    schedule: str = "constant"
+    warmup_steps: int = 0
+    decay_steps: int = 0  # cosine only
+    weight_decay: float = 0.0  # adamw only
+    b1: float = 0.9
+    b2: float = 0.999
+    grad_clip_norm: float = 0.0  # 0 disables global-norm clipping
+
+    def __post_init__(self) -> None:
+        if self.name not in ("adafactor", "adamw"):
+            raise ValueError(f"OptimizerConfig.name {self.name!r}: use 'adafactor' or 'adamw'")
+        if self.schedule not in ("constant", "rsqrt", "cosine"):
+            raise ValueError(
+                f"OptimizerConfig.schedule {self.schedule!r}: use constant, rsqrt or cosine"
+            )
+
+
+def make_schedule(cfg: OptimizerConfig) -> optax.Schedule:
+    lr, warm = cfg.learning_rate, cfg.warmup_steps
+    if cfg.schedule == "rsqrt":
+        # T5's inverse square root: constant lr / sqrt(warmup) until `warmup`.
+        return lambda step: lr / jnp.sqrt(jnp.maximum(step, max(warm, 1)).astype(jnp.float32))
+    if cfg.schedule == "cosine":
+        return optax.warmup_cosine_decay_schedule(0.0, lr, warm, max(cfg.decay_steps, warm + 1))
+    if warm:
+        return optax.join_schedules(
+            [optax.linear_schedule(0.0, lr, warm), optax.constant_schedule(lr)], [warm]
+        )
+    return optax.constant_schedule(lr)
+
+
+def make_optimizer(cfg: OptimizerConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
+    schedule = make_schedule(cfg)
+    if cfg.name == "adafactor":
+        tx = optax.adafactor(
+            learning_rate=schedule,
+            min_dim_size_to_factor=128,
+            decay_rate=0.8,
+            multiply_by_parameter_scale=True,
+            clipping_threshold=1.0,
+            momentum=None,
+        )
+    else:
+        tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
+    if cfg.grad_clip_norm > 0:
+        tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+    return tx, schedule

@@ -1,0 +1,111 @@
+"""Train state built from abstract shapes, with shardings from the logical rules.
+
+The state's structure and shapes come from `nnx.eval_shape` / `jax.eval_shape`
+(nothing is allocated); parameter shardings come from each parameter's logical
+axes through the rules table; optimizer-state shardings follow the parameter
+each leaf belongs to. The state is then materialized by a jit whose
+`out_shardings` place every array on its devices directly.
+"""
+
+from __future__ import annotations
+
+import functools
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import optax
+from flax import nnx
+from jax.sharding import Mesh, NamedSharding
+from jax.sharding import PartitionSpec as P
+
+from flanjax import partitioning
+from flanjax.models import ModelConfig, create_model
+from flanjax.train_step import TrainState
+
+
+def param_specs(abs_params: nnx.State, rules: partitioning.Rules) -> Any:
+    with nnx.logical_axis_rules(rules):
+        return nnx.get_partition_spec(abs_params)
+
+
+def _opt_specs(node: Any, p_struct, p_specs, p_shapes) -> Any:
+    """PartitionSpecs for an optimizer-state (sub)tree; see `state_specs_like`."""
+    if jax.tree.structure(node) == p_struct:
+        return partitioning.state_specs_like(p_specs, p_shapes, node)
+    if isinstance(node, tuple) and hasattr(node, "_fields"):  # namedtuple
+        return type(node)(*(_opt_specs(c, p_struct, p_specs, p_shapes) for c in node))
+    if isinstance(node, (tuple, list)):
+        return type(node)(_opt_specs(c, p_struct, p_specs, p_shapes) for c in node)
+    if isinstance(node, dict):
+        return {k: _opt_specs(v, p_struct, p_specs, p_shapes) for k, v in node.items()}
+    return jax.tree.map(lambda _: P(), node)
+
+
+def state_shardings(abs_state: TrainState, mesh: Mesh, rules: partitioning.Rules) -> TrainState:
+    """NamedShardings for every leaf of the train state."""
+    p_specs = param_specs(abs_state.params, rules)
+    p_struct = jax.tree.structure(abs_state.params)
+    opt = _opt_specs(abs_state.opt_state, p_struct, p_specs, abs_state.params)
+    to_sharding = functools.partial(
+        jax.tree.map, lambda s: NamedSharding(mesh, s), is_leaf=lambda x: isinstance(x, P)
+    )
+    return TrainState(
+        step=NamedSharding(mesh, P()),
+        params=to_sharding(p_specs),
+        opt_state=to_sharding(opt),
+    )
+
+
+def _init_params(cfg: ModelConfig, seed: int) -> nnx.State:
+    with nnx.use_eager_sharding(False):
+        model = create_model(cfg, nnx.Rngs(params=seed))
+    return nnx.state(model, nnx.Param)
+
+
+def abstract_params(cfg: ModelConfig) -> nnx.State:
+    return jax.eval_shape(functools.partial(_init_params, cfg, 0))
+
+
+def param_shardings(abs_params: nnx.State, mesh: Mesh, rules: partitioning.Rules) -> Any:
+    return jax.tree.map(
+        lambda s: NamedSharding(mesh, s),
+        param_specs(abs_params, rules),
+        is_leaf=lambda x: isinstance(x, P),
+    )
+
+
+def _init_state(cfg: ModelConfig, tx: optax.GradientTransformation, seed: int) -> TrainState:
+    params = _init_params(cfg, seed)
+    return TrainState(jnp.zeros((), jnp.int32), params, tx.init(params))
+
+
+def abstract_state(cfg: ModelConfig, tx: optax.GradientTransformation, seed: int = 0) -> TrainState:
+    return jax.eval_shape(functools.partial(_init_state, cfg, tx, seed))
+
+
+def init_state(
+    cfg: ModelConfig,
+    tx: optax.GradientTransformation,
+    mesh: Mesh,
+    rules: partitioning.Rules,
+    seed: int,
+) -> tuple[TrainState, TrainState]:
+    """(state, shardings): a freshly initialized, sharded train state."""
+    shardings = state_shardings(abstract_state(cfg, tx, seed), mesh, rules)
+    with jax.set_mesh(mesh), nnx.logical_axis_rules(rules):
+        state = jax.jit(functools.partial(_init_state, cfg, tx, seed), out_shardings=shardings)()
+    return state, shardings
+
+
+def with_shardings(abs_tree: Any, shardings: Any) -> Any:
+    """Abstract arrays carrying their target shardings (for restore or AOT)."""
+    return jax.tree.map(
+        lambda a, s: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=s), abs_tree, shardings
+    )
+
+
+def graphdef_of(cfg: ModelConfig, rules: partitioning.Rules) -> nnx.GraphDef:
+    with nnx.use_eager_sharding(False), nnx.logical_axis_rules(rules):
+        model = nnx.eval_shape(lambda: create_model(cfg, nnx.Rngs(0)))
+    return nnx.split(model, nnx.Param)[0]

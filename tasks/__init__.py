@@ -1,0 +1,9 @@
+"""Task and mixture definitions; installed as `flanjax.tasks`.
+
+Importing this package registers every task and mixture defined here in seqio's
+registries. To add your own, write a module beside `builtin.py` that calls
+`flanjax.data.registry.register_templated_task` and `register_mixture`, and
+import it below (README, "Adding a task or mixture").
+"""
+
+from flanjax.tasks import builtin  # noqa: F401  (registers the built-in suite)
