@@ -20,6 +20,9 @@ CORE = [
     "gin-config==0.5.0",
     "sentencepiece==0.2.3",
     "numpy==2.4.6",
+    "tensorboard==2.21.0",
+    "sacrebleu==2.6.0",
+    "rouge-score==0.1.2",
 ]
 TEST = ["pytest==9.2.0", "ruff==0.17.6"]
 CONVERT = [

@@ -17,9 +17,9 @@ from typing import Any
 
 import orbax.checkpoint as ocp
 
-from flanjax.models import ModelConfig, T5Config
+from flanjax.models import DecoderConfig, ModelConfig, T5Config
 
-_FAMILIES: dict[str, type] = {"t5": T5Config}
+_FAMILIES: dict[str, type] = {"t5": T5Config, "llama": DecoderConfig}
 
 
 def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:

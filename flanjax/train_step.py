@@ -52,6 +52,18 @@ def cross_entropy(
 
 
 def model_logits(model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None) -> jax.Array:
+    """Logits for a feature-converted batch: encoder-decoder batches carry
+    `encoder_input_tokens`; decoder-only ones (seqio's DecoderFeatureConverter,
+    PrefixLMFeatureConverter) do not, and may carry `decoder_positions` and, for
+    prefix-LM, `decoder_causal_attention` (1 on the bidirectional inputs prefix)."""
+    if "encoder_input_tokens" not in batch:
+        return model(
+            batch["decoder_input_tokens"],
+            batch.get("decoder_segment_ids"),
+            batch.get("decoder_positions"),
+            batch.get("decoder_causal_attention"),
+            rngs=rngs,
+        )
     return model(
         batch["encoder_input_tokens"],
         batch["decoder_input_tokens"],

@@ -20,6 +20,8 @@ from collections.abc import Iterator, Mapping
 import numpy as np
 import seqio
 
+from flanjax.data import registry
+
 FEATURE_CONVERTERS = {
     "enc_dec": seqio.EncDecFeatureConverter,
     "prefix_lm": seqio.PrefixLMFeatureConverter,
@@ -61,6 +63,7 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
             raise ValueError(
                 f"batch size {cfg.batch_size} is not divisible by {process_count} processes"
             )
+        registry.get_mixture_or_task(cfg.mixture_or_task_name)  # a clear error if unknown
         self.cfg = cfg
         self.batches_consumed = start_batch
         converter = FEATURE_CONVERTERS[cfg.feature_converter](pack=cfg.pack)

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import difflib
+import functools
 from collections.abc import Callable, Mapping, Sequence
 
 import seqio
@@ -111,15 +112,19 @@ def register_templated_task(
     _check_templates(name, templates, records(splits[0])[0])
     templates = tuple(templates)
 
-    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
-        del shuffle_files, seed  # one in-memory shard; seqio shuffles examples
-        rows = {"inputs": [], "targets": [], "id": []}
+    @functools.cache
+    def rendered(split: str) -> dict[str, list[str]]:
+        rows: dict[str, list[str]] = {"inputs": [], "targets": [], "id": []}
         for rec in records(split):
             ex = pick_template(templates, str(rec["id"]), template_seed).render(rec, task=name)
             rows["inputs"].append(ex.inputs)
             rows["targets"].append(ex.targets)
             rows["id"].append(str(rec["id"]))
-        return tf.data.Dataset.from_tensor_slices(rows)
+        return rows
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed  # one in-memory shard; seqio shuffles examples
+        return tf.data.Dataset.from_tensor_slices(rendered(split))
 
     features = {
         "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
@@ -144,8 +149,13 @@ def register_templated_task(
 def examples_proportional_rate(
     name: str, cap: int = DEFAULT_CAP, temperature: float = 1.0
 ) -> float:
-    """min(train examples, cap) ** (1 / temperature), as in FLAN / T5 mixing."""
-    n = get_task_info(name).num_examples["train"]
+    """min(train examples, cap) ** (1 / temperature), as in FLAN / T5 mixing.
+
+    A task without a train split (evaluation only) counts its largest split;
+    seqio skips it in a mixture read for a split it lacks.
+    """
+    counts = get_task_info(name).num_examples
+    n = counts.get("train", max(counts.values()))
     return float(min(n, cap)) ** (1.0 / temperature)
 
 

@@ -8,7 +8,7 @@ For each task of the evaluation mixture and each of its templates:
   * other templates: greedy decoding, scored by the task's metric.
 Scores are aggregated per template, per task (mean over templates with std,
 min and max) and per cluster (mean over its tasks), and written per checkpoint
-to MODEL_DIR/eval/step_<N>.json; `report.py` turns those into a markdown table.
+to MODEL_DIR/eval/<mixture>/step_<N>.json; `report.py` turns those into a markdown table.
 """
 
 from __future__ import annotations
@@ -48,12 +48,13 @@ class EvalConfig:
             raise ValueError(f"EvalConfig.checkpoints {self.checkpoints!r}: use new, latest or all")
 
 
-def eval_dir(model_dir: str) -> str:
-    return os.path.join(model_dir, "eval")
+def eval_dir(model_dir: str, mixture: str) -> str:
+    """MODEL_DIR/eval/<mixture>/: one folder per evaluated mixture."""
+    return os.path.join(model_dir, "eval", mixture)
 
 
-def results_path(model_dir: str, step: int) -> str:
-    return os.path.join(eval_dir(model_dir), f"step_{step}.json")
+def results_path(model_dir: str, mixture: str, step: int) -> str:
+    return os.path.join(eval_dir(model_dir, mixture), f"step_{step}.json")
 
 
 class TokenizedTemplate:
@@ -205,7 +206,11 @@ def steps_to_evaluate(cfg: EvalConfig) -> list[int]:
     if cfg.checkpoints == "latest":
         return steps[-1:]
     if cfg.checkpoints == "new":
-        return [s for s in steps if not os.path.exists(results_path(cfg.model_dir, s))]
+        return [
+            s
+            for s in steps
+            if not os.path.exists(results_path(cfg.model_dir, cfg.mixture_or_task_name, s))
+        ]
     return steps
 
 
@@ -215,9 +220,9 @@ def evaluate_checkpoint(cfg: EvalConfig, step: int) -> dict:
     with jax.set_mesh(mesh):
         result = {"step": step, "mixture": cfg.mixture_or_task_name, "split": cfg.split,
                   **evaluate_model(model, cfg)}  # fmt: skip
-    os.makedirs(eval_dir(cfg.model_dir), exist_ok=True)
-    tmp = results_path(cfg.model_dir, step) + ".tmp"
-    with open(tmp, "w") as f:
+    path = results_path(cfg.model_dir, cfg.mixture_or_task_name, step)
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
-    os.replace(tmp, results_path(cfg.model_dir, step))  # never a half-written result
+    os.replace(path + ".tmp", path)  # never a half-written result
     return result

@@ -1,0 +1,1 @@
+"""Subcommands of the `flanjax` command line (thin: parse flags, call a library)."""

@@ -1,0 +1,270 @@
+"""Llama-family decoder-only language model in Flax NNX (Llama, Qwen2, SmolLM2).
+
+Pre-norm decoder: RMSNorm (Hugging Face Llama semantics, weight * x * rsqrt(mean
+x^2 + eps)), rotary position embeddings, grouped-query attention scaled by
+1/sqrt(K), SwiGLU MLP, no biases except optional query/key/value biases
+(Qwen2), and an output projection that may be tied to the embedding table (no
+rescaling, unlike original T5). Shapes follow the legend in `layers.py`.
+
+RoPE uses the rotate-half convention of Hugging Face's Llama: a head's first
+K/2 dimensions pair with its last K/2 (not interleaved), so converted q/k
+projection weights copy over without a permutation.
+
+Attention modes: "causal", or "prefix" (prefix-LM): the tokens flagged by
+`inputs_mask_BxT` (seqio's `decoder_causal_attention`: the inputs plus the
+first target position) attend to each other bidirectionally, the others
+causally. A "causal" model ignores `inputs_mask_BxT`.
+
+Packing: `segment_ids_BxT` (0 = padding) confine attention to one example, and
+RoPE takes per-example positions (`positions_BxT`, derived from the segment ids
+when not given), so a packed row computes exactly what its examples would
+unpacked.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import jax
+import jax.numpy as jnp
+from flax import nnx
+
+from flanjax.models import layers
+from flanjax.models.layers import RMSNorm, normal, param
+from flanjax.partitioning import constrain
+
+ATTENTION_MODES = ("causal", "prefix")
+
+
+@dataclasses.dataclass(frozen=True)
+class DecoderConfig:
+    """Architecture and dtype policy of a decoder-only model (SmolLM2-135M defaults)."""
+
+    vocab_size: int = 49152
+    d_model: int = 576
+    num_layers: int = 30
+    num_heads: int = 9
+    num_kv_heads: int = 3  # < num_heads: grouped-query attention
+    head_dim: int = 64
+    d_ff: int = 1536
+    rope_theta: float = 100000.0
+    rms_norm_eps: float = 1e-5
+    tie_embeddings: bool = True
+    qkv_bias: bool = False  # Qwen2-style biases on the q, k, v projections
+    attention: str = "causal"  # or "prefix" (prefix-LM)
+    dropout_rate: float = 0.0
+    dtype: str = "float32"  # compute dtype
+    param_dtype: str = "float32"
+    remat: bool = False  # rematerialize each layer in the backward pass
+
+    def __post_init__(self) -> None:
+        if self.attention not in ATTENTION_MODES:
+            raise ValueError(f"DecoderConfig.attention {self.attention!r}: use causal or prefix")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(
+                f"DecoderConfig: num_heads {self.num_heads} is not a multiple of "
+                f"num_kv_heads {self.num_kv_heads}"
+            )
+        if self.head_dim % 2:
+            raise ValueError(f"DecoderConfig.head_dim {self.head_dim}: RoPE needs an even size")
+
+
+def rope_tables(
+    positions_BxT: jax.Array, head_dim: int, theta: float
+) -> tuple[jax.Array, jax.Array]:
+    """(cos, sin), each BxTxK in float32, in the rotate-half layout (frequencies repeated)."""
+    exponents = jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim
+    inv_freq = 1.0 / (theta**exponents)  # K/2 frequencies
+    angles = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
+    angles_BxTxK = jnp.concatenate([angles, angles], axis=-1)
+    return jnp.cos(angles_BxTxK), jnp.sin(angles_BxTxK)
+
+
+def apply_rope(x_BxTxHxK: jax.Array, cos_BxTxK: jax.Array, sin_BxTxK: jax.Array) -> jax.Array:
+    """x * cos + rotate_half(x) * sin, rotate_half(x) = [-x2, x1] for halves x1, x2."""
+    x = x_BxTxHxK.astype(jnp.float32)
+    x1, x2 = jnp.split(x, 2, axis=-1)
+    rotated_BxTxHxK = jnp.concatenate([-x2, x1], axis=-1)
+    y = x * cos_BxTxK[:, :, None] + rotated_BxTxHxK * sin_BxTxK[:, :, None]
+    return y.astype(x_BxTxHxK.dtype)
+
+
+def segment_positions(segment_ids_BxT: jax.Array) -> jax.Array:
+    """Each token's position within its contiguous segment (0 at a segment's start)."""
+    t = segment_ids_BxT.shape[1]
+    index_BxT = jnp.broadcast_to(jnp.arange(t), segment_ids_BxT.shape)
+    starts_BxT = jnp.concatenate(
+        [
+            jnp.ones_like(segment_ids_BxT[:, :1], bool),
+            segment_ids_BxT[:, 1:] != segment_ids_BxT[:, :-1],
+        ],
+        axis=1,
+    )
+    start_index_BxT = jax.lax.cummax(jnp.where(starts_BxT, index_BxT, 0), axis=1)
+    return index_BxT - start_index_BxT
+
+
+def attention_mask(
+    segment_ids_BxT: jax.Array, inputs_mask_BxT: jax.Array | None, prefix: bool
+) -> jax.Array:
+    """BxTxT: same segment, and causal, or (prefix-LM) both query and key in the inputs."""
+    t = segment_ids_BxT.shape[1]
+    allowed_BxTxT = jnp.broadcast_to(layers.causal_mask(t), (segment_ids_BxT.shape[0], t, t))
+    if prefix and inputs_mask_BxT is not None:
+        inputs_BxT = inputs_mask_BxT.astype(bool)
+        allowed_BxTxT = allowed_BxTxT | (inputs_BxT[:, :, None] & inputs_BxT[:, None, :])
+    return allowed_BxTxT & layers.segment_mask(segment_ids_BxT, segment_ids_BxT)
+
+
+class Attention(nnx.Module):
+    """Grouped-query self-attention with RoPE; G = num_kv_heads key/value heads."""
+
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        d, h, g, k = cfg.d_model, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
+        pd = jnp.dtype(cfg.param_dtype)
+        self.scale = k**-0.5
+        self.query = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
+        self.key = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "heads", "kv"), pd)
+        self.value = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "heads", "kv"), pd)
+        self.out = param(rngs, normal((h * k) ** -0.5), (h, k, d), ("heads", "kv", "embed"), pd)
+        self.qkv_bias = cfg.qkv_bias
+        if cfg.qkv_bias:
+            zeros = nnx.initializers.zeros
+            self.query_bias = param(rngs, zeros, (h, k), ("heads", "kv"), pd)
+            self.key_bias = param(rngs, zeros, (g, k), ("heads", "kv"), pd)
+            self.value_bias = param(rngs, zeros, (g, k), ("heads", "kv"), pd)
+
+    def _project(
+        self, x_BxTxD: jax.Array, w_DxHxK: nnx.Param, b_HxK: nnx.Param | None
+    ) -> jax.Array:
+        dt = x_BxTxD.dtype
+        y_BxTxHxK = jnp.einsum("btd,dhk->bthk", x_BxTxD, w_DxHxK[...].astype(dt))
+        if b_HxK is not None:
+            y_BxTxHxK = y_BxTxHxK + b_HxK[...].astype(dt)
+        return constrain(y_BxTxHxK, ("act_batch", "act_length", "act_heads", "act_kv"))
+
+    def __call__(
+        self,
+        x_BxTxD: jax.Array,
+        mask_BxTxT: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+    ) -> jax.Array:
+        bias = self.qkv_bias
+        q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
+        k_BxTxGxK = self._project(x_BxTxD, self.key, self.key_bias if bias else None)
+        v_BxTxGxK = self._project(x_BxTxD, self.value, self.value_bias if bias else None)
+        q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
+        k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
+        o_BxTxHxK = layers.dot_attention(
+            q_BxTxHxK, k_BxTxGxK, v_BxTxGxK, mask_BxTxT, scale=self.scale
+        )
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
+        return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+
+class Mlp(nnx.Module):
+    """SwiGLU: down(silu(gate(x)) * up(x))."""
+
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        d, f, pd = cfg.d_model, cfg.d_ff, jnp.dtype(cfg.param_dtype)
+        self.gate = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
+        self.up = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
+        self.down = param(rngs, normal(f**-0.5), (f, d), ("mlp", "embed"), pd)
+
+    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+        dt = x_BxTxD.dtype
+        gate_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.gate[...].astype(dt))
+        up_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.up[...].astype(dt))
+        h_BxTxF = constrain(
+            jax.nn.silu(gate_BxTxF) * up_BxTxF, ("act_batch", "act_length", "act_mlp")
+        )
+        y_BxTxD = jnp.einsum("btf,fd->btd", h_BxTxF, self.down[...].astype(dt))
+        return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+
+class DecoderLayer(nnx.Module):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        pd = jnp.dtype(cfg.param_dtype)
+        self.attn_norm = RMSNorm(cfg.d_model, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs)
+        self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs)
+        self.dropout = nnx.Dropout(cfg.dropout_rate)
+
+    def __call__(
+        self,
+        x_BxTxD: jax.Array,
+        mask_BxTxT: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+        rngs: nnx.Rngs | None,
+    ) -> jax.Array:
+        det = rngs is None
+        h_BxTxD = self.attn(self.attn_norm(x_BxTxD), mask_BxTxT, cos_BxTxK, sin_BxTxK)
+        x_BxTxD = x_BxTxD + self.dropout(h_BxTxD, deterministic=det, rngs=rngs)
+        h_BxTxD = self.mlp(self.mlp_norm(x_BxTxD))
+        return x_BxTxD + self.dropout(h_BxTxD, deterministic=det, rngs=rngs)
+
+
+class Decoder(nnx.Module):
+    """Decoder-only LM. `rngs=None` at call time means deterministic (no dropout)."""
+
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+        self.cfg = cfg
+        d, v, pd = cfg.d_model, cfg.vocab_size, jnp.dtype(cfg.param_dtype)
+        # A tied table is also the output projection: initialized small so that
+        # the initial logits (normalized states times the table) are O(1).
+        embed_std = d**-0.5 if cfg.tie_embeddings else 1.0
+        self.embedding = param(rngs, normal(embed_std), (v, d), ("vocab", "embed"), pd)
+        self.decoder_layers = nnx.List(
+            [DecoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_layers)]
+        )
+        self.final_norm = RMSNorm(d, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
+        if not cfg.tie_embeddings:
+            self.lm_head = param(rngs, normal(d**-0.5), (d, v), ("embed", "vocab"), pd)
+        self.dropout = nnx.Dropout(cfg.dropout_rate)
+
+    def _layer(self, layer: nnx.Module):
+        """The layer's call, rematerialized in the backward pass if configured."""
+        if not self.cfg.remat:
+            return layer
+        fn = nnx.remat(type(layer).__call__, static_argnums=())
+        return lambda *args: fn(layer, *args)
+
+    def _logits(self, x_BxTxD: jax.Array) -> jax.Array:
+        if self.cfg.tie_embeddings:
+            table_VxD = self.embedding[...].astype(x_BxTxD.dtype)
+            logits_BxTxV = jnp.einsum("btd,vd->btv", x_BxTxD, table_VxD)
+        else:
+            head_DxV = self.lm_head[...].astype(x_BxTxD.dtype)
+            logits_BxTxV = jnp.einsum("btd,dv->btv", x_BxTxD, head_DxV)
+        return constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
+
+    def __call__(
+        self,
+        tokens_BxT: jax.Array,
+        segment_ids_BxT: jax.Array | None = None,
+        positions_BxT: jax.Array | None = None,
+        inputs_mask_BxT: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
+    ) -> jax.Array:
+        """Logits BxTxV. Without segment ids every token is real and in one example;
+        without positions they count from 0 at each segment's start."""
+        if segment_ids_BxT is None:
+            segment_ids_BxT = jnp.ones_like(tokens_BxT, jnp.int32)
+        if positions_BxT is None:
+            positions_BxT = segment_positions(segment_ids_BxT)
+        det = rngs is None
+        mask_BxTxT = attention_mask(
+            segment_ids_BxT, inputs_mask_BxT, prefix=self.cfg.attention == "prefix"
+        )
+        cos_BxTxK, sin_BxTxK = rope_tables(positions_BxT, self.cfg.head_dim, self.cfg.rope_theta)
+        x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
+        x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
+        x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
+        for layer in self.decoder_layers:
+            x_BxTxD = self._layer(layer)(x_BxTxD, mask_BxTxT, cos_BxTxK, sin_BxTxK, rngs)
+        x_BxTxD = self.final_norm(x_BxTxD)
+        x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
+        return self._logits(x_BxTxD)
