@@ -30,6 +30,8 @@ CONVERT = [
     "transformers==5.23.0",
     "safetensors==0.8.0",
     "tokenizers==0.23.3",
+    "gguf==0.19.0",
+    "accelerate==1.15.0",
 ]
 
 setuptools.setup(

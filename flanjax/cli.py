@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("train", "evaluate", "tasks", "convert")
+COMMANDS = ("train", "evaluate", "tasks", "convert", "bench")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -138,6 +138,21 @@ _REQUIRED_MACROS = (
 )  # fmt: skip
 
 
+@gin.configurable("flanjax_model")
+def _model_holder(model=None):
+    return model
+
+
+def build_model():
+    """The model config bound to the `MODEL` macro by a models/*.gin file."""
+    try:
+        ref = gin.query_parameter("%MODEL")
+    except ValueError as e:
+        raise ValueError("gin: no MODEL bound; include a models/*.gin file") from e
+    gin.bind_parameter("flanjax_model.model", ref)
+    return _model_holder()
+
+
 def operative_config() -> str:
     return gin.operative_config_str()
 

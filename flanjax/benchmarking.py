@@ -1,0 +1,158 @@
+"""Train-step benchmark: compile time, median step time, throughput, FLOPs and MFU.
+
+Batches are synthetic and fully packed (or unpacked, one example per row, for
+comparisons with frameworks that do not pack): each row of the encoder-decoder
+holds `examples_per_row` examples whose input and target lengths split the
+feature lengths exactly, so every position is a real token. The FLOP count is
+the compiler's (`cost_analysis()` of the compiled step: forward, backward and
+optimizer update); MFU divides it by the step time and the device's dense bf16
+peak, where the device is in `PEAK_FLOPS`.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import resource
+import statistics
+import time
+from collections.abc import Mapping
+
+import jax
+import numpy as np
+
+from flanjax import optimizers, partitioning, train_state, trainer
+from flanjax.data.pipeline import DataConfig
+from flanjax.models import ModelConfig, T5Config
+
+# Dense bf16 peak FLOP/s per device, by substring of `device.device_kind`.
+PEAK_FLOPS = {
+    "H100": 989e12,
+    "H200": 989e12,
+    "A100": 312e12,
+    "TPU v4": 275e12,
+    "TPU v5 lite": 197e12,
+    "TPU v5e": 197e12,
+    "TPU v5p": 459e12,
+    "TPU v6": 918e12,
+}
+
+
+@dataclasses.dataclass(frozen=True)
+class BenchConfig:
+    model: ModelConfig
+    feature_lengths: Mapping[str, int]  # {"inputs", "targets"}; decoder-only: {"targets"}
+    batch_size: int
+    steps: int = 10
+    warmup_steps: int = 2
+    pack: bool = True
+    examples_per_row: int = 4  # when packed
+    optimizer: optimizers.OptimizerConfig = optimizers.OptimizerConfig()
+    mesh: partitioning.MeshConfig = partitioning.MeshConfig()
+    seed: int = 0
+
+
+def _segments(length: int, n: int, rng: np.random.Generator) -> np.ndarray:
+    """Segment ids 1..n splitting `length` positions into n random non-empty parts."""
+    cuts = np.sort(rng.choice(np.arange(1, length), n - 1, replace=False)) if n > 1 else []
+    sizes = np.diff([0, *cuts, length])
+    return np.repeat(np.arange(1, n + 1), sizes).astype(np.int32)
+
+
+def _positions(seg: np.ndarray) -> np.ndarray:
+    starts = np.r_[0, np.flatnonzero(np.diff(seg)) + 1]
+    pos = np.arange(len(seg)) - np.repeat(starts, np.diff(np.r_[starts, len(seg)]))
+    return pos.astype(np.int32)
+
+
+def synthetic_batch(cfg: BenchConfig) -> dict[str, np.ndarray]:
+    """A batch in the feature converter's layout, every position a real token."""
+    rng = np.random.default_rng(cfg.seed)
+    vocab = cfg.model.vocab_size
+    n = cfg.examples_per_row if cfg.pack else 1
+    keys = ("inputs", "targets") if isinstance(cfg.model, T5Config) else ("targets",)
+    rows: dict[str, list] = {}
+    for _ in range(cfg.batch_size):
+        for key in keys:
+            length = cfg.feature_lengths[key]
+            seg = _segments(length, n, rng)
+            tok = rng.integers(2, vocab, length, dtype=np.int32)
+            name = "encoder" if key == "inputs" else "decoder"
+            rows.setdefault(f"{name}_segment_ids", []).append(seg)
+            rows.setdefault(f"{name}_positions", []).append(_positions(seg))
+            if key == "inputs":
+                rows.setdefault("encoder_input_tokens", []).append(tok)
+            else:
+                first = np.r_[True, np.diff(seg) != 0]
+                rows.setdefault("decoder_target_tokens", []).append(tok)
+                rows.setdefault("decoder_input_tokens", []).append(
+                    np.where(first, 0, np.roll(tok, 1))
+                )
+                rows.setdefault("decoder_loss_weights", []).append(np.ones(length, np.int32))
+    batch = {k: np.stack(v) for k, v in rows.items()}
+    if not cfg.pack:  # unpacked rows carry no segment ids or positions
+        batch = {k: v for k, v in batch.items() if "segment" not in k and "position" not in k}
+    return batch
+
+
+def peak_flops(device: jax.Device) -> float | None:
+    kind = getattr(device, "device_kind", "")
+    return next((v for k, v in PEAK_FLOPS.items() if k in kind), None)
+
+
+def _peak_memory_bytes(device: jax.Device) -> int:
+    stats = device.memory_stats() if hasattr(device, "memory_stats") else None
+    if stats and "peak_bytes_in_use" in stats:
+        return int(stats["peak_bytes_in_use"])
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # host RSS on CPU
+
+
+def run(cfg: BenchConfig) -> dict[str, float | str]:
+    """Compiles and times the real train step; returns one JSON-able row."""
+    tcfg = trainer.TrainConfig(
+        model_dir="", data=DataConfig("bench", dict(cfg.feature_lengths), cfg.batch_size),
+        model=cfg.model, train_steps=0, optimizer=cfg.optimizer, mesh=cfg.mesh,
+    )  # fmt: skip
+    mesh = partitioning.make_mesh(cfg.mesh)
+    tx, schedule = optimizers.make_optimizer(cfg.optimizer)
+    batch_np = synthetic_batch(cfg)
+    with jax.set_mesh(mesh):
+        state, shardings = train_state.init_state(cfg.model, tx, mesh, cfg.mesh.rules, cfg.seed)
+        step = trainer.compile_train_step(tcfg, tx, schedule, mesh, shardings)
+        batch = partitioning.host_local_batch(mesh, cfg.mesh.rules, batch_np)
+        t0 = time.perf_counter()
+        compiled = step.lower(state, batch).compile()
+        compile_s = time.perf_counter() - t0
+        flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
+        times = []
+        for i in range(cfg.warmup_steps + cfg.steps):
+            t0 = time.perf_counter()
+            state, metrics = compiled(state, batch)
+            jax.block_until_ready(metrics["loss"])
+            if i >= cfg.warmup_steps:
+                times.append(time.perf_counter() - t0)
+    step_s = statistics.median(times)
+    examples = sum(int(s.max()) for s in batch_np.get("decoder_segment_ids", [])) or cfg.batch_size
+    tokens = sum(
+        batch_np[k].size for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch_np
+    )
+    nonpad = sum(
+        int((batch_np[k] != 0).sum())
+        for k in ("encoder_input_tokens", "decoder_target_tokens")
+        if k in batch_np
+    )
+    device = jax.devices()[0]
+    peak = peak_flops(device)
+    return {
+        "device": f"{jax.device_count()} x {device.device_kind}",
+        "step_time_s": step_s,
+        "examples_per_s": examples / step_s,
+        "sequences_per_s": cfg.batch_size / step_s,
+        "tokens_per_s": tokens / step_s,
+        "nonpad_tokens_per_s": nonpad / step_s,
+        "flops_per_step": flops,
+        "tflops_per_s": flops / step_s / 1e12,
+        "mfu": flops / step_s / (peak * jax.device_count()) if peak else float("nan"),
+        "peak_memory_gib": _peak_memory_bytes(device) / 2**30,
+        "compile_s": compile_s,
+        "final_loss": float(metrics["loss"]),
+    }
