@@ -86,8 +86,8 @@ TEMPLATES: dict[str, tuple[str, list[T]]] = {
         T("t0", "{passage}\n\nDoes {person} live in {city}?", "{answer}", "choices"),
         T("t1", "{passage}\nQuestion: Is {city} where {person} lives?\n{options}", "{answer}",
           "choices"),
-        T("t2", "Based on the passage, answer yes or no.\n{passage}\nIs {person} a resident of {city}?",
-          "{answer}", "choices"),
+        T("t2", "Based on the passage, answer yes or no.\n{passage}\n"
+          "Is {person} a resident of {city}?", "{answer}", "choices"),
     ]),
 }  # fmt: skip
 

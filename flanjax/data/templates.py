@@ -26,6 +26,9 @@ from typing import Any
 
 OPTION_STYLES: tuple[str, ...] = ("dash_list", "inline", "lettered")
 _RESERVED = ("options", "answer")
+# Template kinds: the prompt format (zero- or few-shot) and whether the target
+# reasons before answering (chain of thought). See flanjax.data.few_shot.
+KINDS: tuple[str, ...] = ("zero_shot", "few_shot", "cot", "few_shot_cot")
 
 
 class TemplateError(ValueError):
@@ -55,7 +58,9 @@ class Template:
       answer_field: record field holding the correct choice's text or index;
         defaults to "answer".
       metric: the metric this template's predictions are scored with.
-      kind: "zero_shot", "few_shot" or "cot" (chain of thought).
+      kind: one of KINDS: "zero_shot", "few_shot" (exemplars before the
+        query), "cot" (chain of thought: the target gives a rationale before
+        the answer) or "few_shot_cot".
       inverted: the template turns the task around (e.g. answer -> question).
     """
 
@@ -68,6 +73,19 @@ class Template:
     metric: str = "exact_match"
     kind: str = "zero_shot"
     inverted: bool = False
+
+    def __post_init__(self) -> None:
+        if self.kind not in KINDS:
+            raise ValueError(f"template {self.id!r}: kind {self.kind!r} is not one of {KINDS}")
+
+    @property
+    def is_cot(self) -> bool:
+        """The target reasons before it answers (kind "cot" or "few_shot_cot")."""
+        return self.kind in ("cot", "few_shot_cot")
+
+    @property
+    def is_few_shot(self) -> bool:
+        return self.kind in ("few_shot", "few_shot_cot")
 
     @property
     def has_choices(self) -> bool:

@@ -143,7 +143,7 @@ def evaluate_template(
         predictions = generate(
             model, tt, vocab, cfg.batch_size, cfg.task_feature_lengths["targets"]
         )
-        scores = metrics_lib.get_metric(task.metric)(targets, predictions)
+        scores = metrics_lib.get_metric(template.metric or task.metric)(targets, predictions)
         primary = next(iter(scores))
     return {
         "score": scores[primary],

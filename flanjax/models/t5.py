@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layers
+from flanjax.models import layers, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.partitioning import constrain
 
@@ -45,9 +45,10 @@ class T5Config:
     layer_norm_eps: float = 1e-6
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
-    remat: bool = False  # rematerialize each layer in the backward pass
+    remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
 
     def __post_init__(self) -> None:
+        remat.check(self.remat_policy, "T5Config")
         if self.mlp_activation not in ("gated-gelu", "relu"):
             raise ValueError(
                 f"T5Config.mlp_activation {self.mlp_activation!r}: use gated-gelu or relu"
@@ -96,6 +97,32 @@ class Attention(nnx.Module):
         v_BxSxHxK = constrain(
             jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
         )
+        o_BxTxHxK = layers.dot_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
+        return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+    def project_kv(self, kv_BxSxD: jax.Array) -> tuple[jax.Array, jax.Array]:
+        """Keys and values BxSxHxK of a source, as `__call__` computes them."""
+        dt = kv_BxSxD.dtype
+        act = ("act_batch", "act_length", "act_heads", "act_kv")
+        k_BxSxHxK = constrain(jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt)), act)
+        v_BxSxHxK = constrain(
+            jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
+        )
+        return k_BxSxHxK, v_BxSxHxK
+
+    def attend(
+        self,
+        x_BxTxD: jax.Array,
+        k_BxSxHxK: jax.Array,
+        v_BxSxHxK: jax.Array,
+        mask_BxTxS: jax.Array,
+        bias_HxTxS: jax.Array | None = None,
+    ) -> jax.Array:
+        """`__call__` with precomputed keys and values (a KV cache)."""
+        dt = x_BxTxD.dtype
+        act = ("act_batch", "act_length", "act_heads", "act_kv")
+        q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
         o_BxTxHxK = layers.dot_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
@@ -166,6 +193,36 @@ class DecoderLayer(nnx.Module):
         h = self.mlp(self.mlp_norm(y_BxTxD))
         return y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
 
+    def cached(
+        self,
+        y_BxTxD: jax.Array,
+        index: jax.Array,
+        cache: dict[str, jax.Array],
+        self_mask_BxTxS: jax.Array,
+        cross_mask_BxTxL: jax.Array,
+        bias_HxTxS: jax.Array,
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The layer on T new decoder tokens at positions index.. (the same in every
+        row), with a cache {"k", "v": BxSxHxK self-attention; "cross_k", "cross_v":
+        BxLxHxK of the encoder states, computed once}. Inference: no dropout."""
+        h_BxTxD = self.self_attn_norm(y_BxTxD)
+        k_BxTxHxK, v_BxTxHxK = self.self_attn.project_kv(h_BxTxD)
+        start = (0, index, 0, 0)
+        k_BxSxHxK = jax.lax.dynamic_update_slice(
+            cache["k"], k_BxTxHxK.astype(cache["k"].dtype), start
+        )
+        v_BxSxHxK = jax.lax.dynamic_update_slice(
+            cache["v"], v_BxTxHxK.astype(cache["v"].dtype), start
+        )
+        h_BxTxD = self.self_attn.attend(h_BxTxD, k_BxSxHxK, v_BxSxHxK, self_mask_BxTxS, bias_HxTxS)
+        y_BxTxD = y_BxTxD + h_BxTxD
+        h_BxTxD = self.cross_attn.attend(
+            self.cross_attn_norm(y_BxTxD), cache["cross_k"], cache["cross_v"], cross_mask_BxTxL
+        )
+        y_BxTxD = y_BxTxD + h_BxTxD
+        y_BxTxD = y_BxTxD + self.mlp(self.mlp_norm(y_BxTxD))
+        return y_BxTxD, {**cache, "k": k_BxSxHxK, "v": v_BxSxHxK}
+
 
 class EncoderDecoder(nnx.Module):
     """T5 encoder-decoder. `rngs=None` at call time means deterministic (no dropout)."""
@@ -198,14 +255,14 @@ class EncoderDecoder(nnx.Module):
             num_buckets=self.cfg.relative_buckets,
             max_distance=self.cfg.relative_max_distance,
         )
-        return jnp.take(table_NxH, bucket_TxS, axis=0).transpose(2, 0, 1)
+        # A one-hot matmul rather than a gather: its gradient is a matmul too, where a
+        # gather's is a scatter-add of T*S rows into N, slow on CPUs and GPUs alike.
+        onehot_TxSxN = jax.nn.one_hot(bucket_TxS, table_NxH.shape[0], dtype=table_NxH.dtype)
+        return jnp.einsum("tsn,nh->hts", onehot_TxSxN, table_NxH)
 
     def _layer(self, layer: nnx.Module):
         """The layer's call, rematerialized in the backward pass if configured."""
-        if not self.cfg.remat:
-            return layer
-        fn = nnx.remat(type(layer).__call__, static_argnums=())
-        return lambda *args: fn(layer, *args)
+        return remat.wrap(layer, self.cfg.remat_policy)
 
     def encode(
         self,
@@ -273,3 +330,59 @@ class EncoderDecoder(nnx.Module):
         return self.decode(
             encoded, encoder_segment_ids, decoder_input_tokens, decoder_segment_ids, rngs
         )
+
+    # --- KV-cache inference (flanjax/decoding.py) ------------------------------------
+    def init_cache(
+        self, encoded_BxLxD: jax.Array, enc_segments_BxL: jax.Array, length: int
+    ) -> dict:
+        """A decoding cache for `length` target positions: per layer the encoder
+        states' cross-attention keys and values (computed here, once) and empty
+        self-attention keys and values; and the cross-attention mask BxL. Every leaf
+        has the batch first, so caches can be repeated or gathered per row."""
+        b, k = encoded_BxLxD.shape[0], self.cfg.head_dim
+        shape = (b, length, self.cfg.num_heads, k)
+        dt = jnp.dtype(self.cfg.dtype)
+        layer_caches = []
+        for layer in self.decoder_layers:
+            cross_k, cross_v = layer.cross_attn.project_kv(encoded_BxLxD)
+            kv = {"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)}
+            layer_caches.append({**kv, "cross_k": cross_k, "cross_v": cross_v})
+        # `decode`'s default: decoder segment 1 attends to encoder segment 1.
+        return {"layers": layer_caches, "cross_mask": enc_segments_BxL == 1}
+
+    def decode_step(
+        self, dec_tokens_BxT: jax.Array, index: jax.Array | int, cache: dict
+    ) -> tuple[jax.Array, dict]:
+        """Logits BxTxV of T decoder inputs at positions index..index+T-1 (the same in
+        every row), attending to the cached earlier positions; and the new cache.
+        `decode` on a whole shifted target equals `decode_step` at index 0."""
+        b, t = dec_tokens_BxT.shape
+        s = cache["layers"][0]["k"].shape[1]
+        q_pos_T = index + jnp.arange(t)
+        self_mask_BxTxS = jnp.broadcast_to(jnp.arange(s)[None, :] <= q_pos_T[:, None], (b, t, s))
+        cross_mask_BxTxL = jnp.broadcast_to(
+            cache["cross_mask"][:, None, :], (b, t, cache["cross_mask"].shape[1])
+        )
+        bucket_TxS = relative_position_bucket(
+            jnp.arange(s)[None, :] - q_pos_T[:, None],
+            bidirectional=False,
+            num_buckets=self.cfg.relative_buckets,
+            max_distance=self.cfg.relative_max_distance,
+        )
+        bias_HxTxS = jnp.take(self.decoder_rel_bias[...], bucket_TxS, axis=0).transpose(2, 0, 1)
+        y_BxTxD = self.token_embed(dec_tokens_BxT, jnp.dtype(self.cfg.dtype))
+        new_layers = []
+        for layer, layer_cache in zip(self.decoder_layers, cache["layers"], strict=True):
+            y_BxTxD, layer_cache = layer.cached(
+                y_BxTxD, index, layer_cache, self_mask_BxTxS, cross_mask_BxTxL, bias_HxTxS
+            )
+            new_layers.append(layer_cache)
+        y_BxTxD = self.decoder_norm(y_BxTxD)
+        if self.cfg.tie_embeddings:
+            logits_BxTxV = self.token_embed.attend(y_BxTxD * self.cfg.d_model**-0.5)
+        else:
+            logits_BxTxV = jnp.einsum(
+                "btd,dv->btv", y_BxTxD, self.lm_head[...].astype(y_BxTxD.dtype)
+            )
+        logits_BxTxV = constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
+        return logits_BxTxV, {**cache, "layers": new_layers}
