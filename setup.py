@@ -23,6 +23,7 @@ CORE = [
     "tensorboard==2.21.0",
     "sacrebleu==2.6.0",
     "rouge-score==0.1.2",
+    "matplotlib==3.11.2",
 ]
 TEST = ["pytest==9.2.0", "ruff==0.17.6"]
 CONVERT = [

@@ -96,3 +96,23 @@ def test_report_compares_steps(tmp_path):
     assert os.path.exists(path)
     assert "| comparison | 40.0 | 55.5 | +15.5 |" in text
     assert "| builtin.parity/t0 | accuracy | 40.0 | 55.5 | +15.5 |" in text
+
+
+def test_report_png_holds_expected_series(tmp_path):
+    from PIL import Image
+
+    from flanjax.evaluation import plots
+
+    test_report_compares_steps(tmp_path)  # writes two results and the report with plots
+    d = evaluator.eval_dir(str(tmp_path), "builtin.eval_comparison")
+    assert "![clusters.png](clusters.png)" in (tmp_path / d / "report.md").read_text()
+    for name, expected in (
+        ("clusters.png", {"comparison": [[0, 40.0], [100, 55.5]]}),
+        ("tasks.png", {"builtin.parity": [[0, 40.0], [100, 55.5]]}),
+        ("spread.png", {"builtin.parity": [55.5]}),
+    ):
+        with Image.open(os.path.join(d, name)) as img:
+            img.load()
+            assert img.format == "PNG" and img.size[0] > 300 and img.size[1] > 100
+            assert json.loads(img.text[plots.SERIES_KEY]) == expected
+            assert len(img.getcolors(maxcolors=1 << 16) or [0, 1]) > 2  # not blank

@@ -1,4 +1,9 @@
-"""`flanjax eval --gin_file=runs/eval.gin --gin.MODEL_DIR=...`: held-out evaluation."""
+"""`flanjax eval --gin_file=runs/eval.gin --gin.MODEL_DIR=...`: held-out evaluation.
+
+One pass over the checkpoints selected by `EvalConfig.checkpoints`, or, with
+`EvalConfig.continuous=True`, a watcher that evaluates each checkpoint as
+training writes it (run it in its own process, e.g. on its own GPU).
+"""
 
 from __future__ import annotations
 
@@ -13,19 +18,26 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
+def _print(result: dict) -> None:
+    scores = ", ".join(f"{c} {v['mean']:.1f}" for c, v in result["clusters"].items())
+    print(f"flanjax eval: step {result['step']}: {scores}", flush=True)
+
+
 def run(args: argparse.Namespace) -> int:
     gin_launch.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
     import flanjax.tasks  # noqa: F401  (registers tasks and mixtures)
-    from flanjax.evaluation import evaluator, report
+    from flanjax.evaluation import continuous, evaluator, report
 
     cfg = gin_launch.build(evaluator.EvalConfig)
-    steps = evaluator.steps_to_evaluate(cfg)
-    if not steps:
-        print(f"flanjax eval: every checkpoint in {cfg.model_dir} is already evaluated")
-    for step in steps:
-        result = evaluator.evaluate_checkpoint(cfg, step)
-        scores = ", ".join(f"{c} {v['mean']:.1f}" for c, v in result["clusters"].items())
-        print(f"flanjax eval: step {step}: {scores}")
+    if cfg.continuous:
+        print(f"flanjax eval: watching {cfg.model_dir} for new checkpoints", flush=True)
+        continuous.watch(cfg, on_result=_print)
+    else:
+        steps = evaluator.steps_to_evaluate(cfg)
+        if not steps:
+            print(f"flanjax eval: every checkpoint in {cfg.model_dir} is already evaluated")
+        for step in steps:
+            _print(continuous.record(cfg, step))
     path, text = report.write_report(cfg.model_dir, cfg.mixture_or_task_name)
     print(text)
     print(f"flanjax eval: report {path}")

@@ -42,6 +42,11 @@ class EvalConfig:
     split: str = "validation"
     max_examples_per_task: int = 0  # 0: all records
     checkpoints: str = "new"  # "new": not yet evaluated; "latest"; "all"
+    # Continuous mode: watch MODEL_DIR and evaluate each new checkpoint as it lands.
+    continuous: bool = False
+    poll_seconds: float = 10.0
+    stop_after_step: int = -1  # stop once a checkpoint at or past this step is evaluated
+    max_idle_seconds: float = 0.0  # stop after this long without a new checkpoint; 0: never
 
     def __post_init__(self) -> None:
         if self.checkpoints not in ("new", "latest", "all"):
@@ -199,8 +204,15 @@ def load_model(
     return nnx.merge(graphdef, params), mesh
 
 
+def all_steps(model_dir: str) -> list[int]:
+    """Committed checkpoint steps in MODEL_DIR ([] if there is none yet)."""
+    if not os.path.isdir(os.path.join(model_dir, "checkpoints")):
+        return []
+    return checkpointing.Checkpointer(model_dir, read_only=True).all_steps()
+
+
 def steps_to_evaluate(cfg: EvalConfig) -> list[int]:
-    steps = checkpointing.Checkpointer(cfg.model_dir, read_only=True).all_steps()
+    steps = all_steps(cfg.model_dir)
     if not steps:
         raise FileNotFoundError(f"no checkpoints in {os.path.join(cfg.model_dir, 'checkpoints')}")
     if cfg.checkpoints == "latest":

@@ -13,6 +13,7 @@ import json
 import os
 import re
 
+from flanjax.evaluation import plots
 from flanjax.evaluation.evaluator import eval_dir
 
 
@@ -40,7 +41,7 @@ def _gain_cols(values: list[float]) -> list[str]:
     return cells
 
 
-def render(results: list[dict]) -> str:
+def render(results: list[dict], plots: list[str] = ()) -> str:
     if not results:
         return "No evaluation results yet."
     steps = [r["step"] for r in results]
@@ -67,12 +68,17 @@ def render(results: list[dict]) -> str:
             scores = [r["tasks"][t]["templates"][tid]["score"] for r in results]
             rows.append([f"{t}/{tid}", tv["metric"], *_gain_cols(scores)])
     parts.append(_table(["template", "metric", *head], rows))
+    if plots:
+        parts += ["", "## Plots", ""] + [
+            f"![{os.path.basename(p)}]({os.path.basename(p)})" for p in plots
+        ]
     return "\n".join(parts) + "\n"
 
 
 def write_report(model_dir: str, mixture: str) -> tuple[str, str]:
-    """Writes MODEL_DIR/eval/<mixture>/report.md; returns (path, markdown)."""
-    text = render(load_results(model_dir, mixture))
+    """Writes MODEL_DIR/eval/<mixture>/report.md and its PNG plots; returns (path, markdown)."""
+    results = load_results(model_dir, mixture)
+    text = render(results, plots.write_plots(results, eval_dir(model_dir, mixture)))
     os.makedirs(eval_dir(model_dir, mixture), exist_ok=True)
     path = os.path.join(eval_dir(model_dir, mixture), "report.md")
     with open(path, "w") as f:
