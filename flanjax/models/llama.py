@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layers
+from flanjax.models import layers, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.partitioning import constrain
 
@@ -55,9 +55,10 @@ class DecoderConfig:
     dropout_rate: float = 0.0
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
-    remat: bool = False  # rematerialize each layer in the backward pass
+    remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
 
     def __post_init__(self) -> None:
+        remat.check(self.remat_policy, "DecoderConfig")
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"DecoderConfig.attention {self.attention!r}: use causal or prefix")
         if self.num_heads % self.num_kv_heads:
@@ -124,24 +125,30 @@ class Attention(nnx.Module):
         pd = jnp.dtype(cfg.param_dtype)
         self.scale = k**-0.5
         self.query = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
-        self.key = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "heads", "kv"), pd)
-        self.value = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "heads", "kv"), pd)
+        # Key/value heads get their own logical axis: G (3 for SmolLM2) rarely divides
+        # the tensor axis the query heads shard over.
+        self.key = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "kv_heads", "kv"), pd)
+        self.value = param(rngs, normal(d**-0.5), (d, g, k), ("embed", "kv_heads", "kv"), pd)
         self.out = param(rngs, normal((h * k) ** -0.5), (h, k, d), ("heads", "kv", "embed"), pd)
         self.qkv_bias = cfg.qkv_bias
         if cfg.qkv_bias:
             zeros = nnx.initializers.zeros
             self.query_bias = param(rngs, zeros, (h, k), ("heads", "kv"), pd)
-            self.key_bias = param(rngs, zeros, (g, k), ("heads", "kv"), pd)
-            self.value_bias = param(rngs, zeros, (g, k), ("heads", "kv"), pd)
+            self.key_bias = param(rngs, zeros, (g, k), ("kv_heads", "kv"), pd)
+            self.value_bias = param(rngs, zeros, (g, k), ("kv_heads", "kv"), pd)
 
     def _project(
-        self, x_BxTxD: jax.Array, w_DxHxK: nnx.Param, b_HxK: nnx.Param | None
+        self,
+        x_BxTxD: jax.Array,
+        w_DxHxK: nnx.Param,
+        b_HxK: nnx.Param | None,
+        heads_axis: str = "act_heads",
     ) -> jax.Array:
         dt = x_BxTxD.dtype
         y_BxTxHxK = jnp.einsum("btd,dhk->bthk", x_BxTxD, w_DxHxK[...].astype(dt))
         if b_HxK is not None:
             y_BxTxHxK = y_BxTxHxK + b_HxK[...].astype(dt)
-        return constrain(y_BxTxHxK, ("act_batch", "act_length", "act_heads", "act_kv"))
+        return constrain(y_BxTxHxK, ("act_batch", "act_length", heads_axis, "act_kv"))
 
     def __call__(
         self,
@@ -152,8 +159,12 @@ class Attention(nnx.Module):
     ) -> jax.Array:
         bias = self.qkv_bias
         q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
-        k_BxTxGxK = self._project(x_BxTxD, self.key, self.key_bias if bias else None)
-        v_BxTxGxK = self._project(x_BxTxD, self.value, self.value_bias if bias else None)
+        k_BxTxGxK = self._project(
+            x_BxTxD, self.key, self.key_bias if bias else None, "act_kv_heads"
+        )
+        v_BxTxGxK = self._project(
+            x_BxTxD, self.value, self.value_bias if bias else None, "act_kv_heads"
+        )
         q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
         k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
         o_BxTxHxK = layers.dot_attention(
@@ -161,6 +172,39 @@ class Attention(nnx.Module):
         )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+    def cached(
+        self,
+        x_BxTxD: jax.Array,
+        mask_BxTxS: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+        positions_BxT: jax.Array,
+        cache: dict[str, jax.Array],
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """T new tokens against a KV cache {"k", "v"}, each BxSxGxK: their keys and
+        values are written at `positions_BxT` (per row), then the queries attend to
+        the whole cache under `mask_BxTxS`. Same projections as `__call__`."""
+        bias = self.qkv_bias
+        q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
+        k_BxTxGxK = self._project(
+            x_BxTxD, self.key, self.key_bias if bias else None, "act_kv_heads"
+        )
+        v_BxTxGxK = self._project(
+            x_BxTxD, self.value, self.value_bias if bias else None, "act_kv_heads"
+        )
+        q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
+        k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
+        rows_Bx1 = jnp.arange(x_BxTxD.shape[0])[:, None]
+        dt = cache["k"].dtype
+        k_BxSxGxK = cache["k"].at[rows_Bx1, positions_BxT].set(k_BxTxGxK.astype(dt))
+        v_BxSxGxK = cache["v"].at[rows_Bx1, positions_BxT].set(v_BxTxGxK.astype(dt))
+        o_BxTxHxK = layers.dot_attention(
+            q_BxTxHxK, k_BxSxGxK, v_BxSxGxK, mask_BxTxS, scale=self.scale
+        )
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
+        y_BxTxD = constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+        return y_BxTxD, {"k": k_BxSxGxK, "v": v_BxSxGxK}
 
 
 class Mlp(nnx.Module):
@@ -206,6 +250,22 @@ class DecoderLayer(nnx.Module):
         h_BxTxD = self.mlp(self.mlp_norm(x_BxTxD))
         return x_BxTxD + self.dropout(h_BxTxD, deterministic=det, rngs=rngs)
 
+    def cached(
+        self,
+        x_BxTxD: jax.Array,
+        mask_BxTxS: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+        positions_BxT: jax.Array,
+        cache: dict[str, jax.Array],
+    ) -> tuple[jax.Array, dict[str, jax.Array]]:
+        """The layer on T new tokens with a KV cache (inference: no dropout)."""
+        h_BxTxD, cache = self.attn.cached(
+            self.attn_norm(x_BxTxD), mask_BxTxS, cos_BxTxK, sin_BxTxK, positions_BxT, cache
+        )
+        x_BxTxD = x_BxTxD + h_BxTxD
+        return x_BxTxD + self.mlp(self.mlp_norm(x_BxTxD)), cache
+
 
 class Decoder(nnx.Module):
     """Decoder-only LM. `rngs=None` at call time means deterministic (no dropout)."""
@@ -227,10 +287,7 @@ class Decoder(nnx.Module):
 
     def _layer(self, layer: nnx.Module):
         """The layer's call, rematerialized in the backward pass if configured."""
-        if not self.cfg.remat:
-            return layer
-        fn = nnx.remat(type(layer).__call__, static_argnums=())
-        return lambda *args: fn(layer, *args)
+        return remat.wrap(layer, self.cfg.remat_policy)
 
     def _logits(self, x_BxTxD: jax.Array) -> jax.Array:
         if self.cfg.tie_embeddings:
@@ -267,4 +324,48 @@ class Decoder(nnx.Module):
             x_BxTxD = self._layer(layer)(x_BxTxD, mask_BxTxT, cos_BxTxK, sin_BxTxK, rngs)
         x_BxTxD = self.final_norm(x_BxTxD)
         x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
+        return self._logits(x_BxTxD)
+
+    # --- KV-cache inference (flanjax/decoding.py) ------------------------------------
+    def init_cache(self, batch: int, length: int) -> list[dict[str, jax.Array]]:
+        """An empty KV cache: per layer {"k", "v"}, each B x length x G x K."""
+        shape = (batch, length, self.cfg.num_kv_heads, self.cfg.head_dim)
+        dt = jnp.dtype(self.cfg.dtype)
+        return [{"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)} for _ in self.decoder_layers]
+
+    def decode_step(
+        self,
+        tokens_BxT: jax.Array,
+        positions_BxT: jax.Array,
+        cache: list[dict[str, jax.Array]],
+        prefix_lengths_B: jax.Array | None = None,
+    ) -> tuple[jax.Array, list[dict[str, jax.Array]]]:
+        """Final (normalized) hidden states BxTxD of T new tokens, and the new cache.
+
+        Cache slot = position: a row's tokens fill slots 0, 1, ... contiguously, so a
+        query at position p attends to slots <= p, all written by then (this call
+        writes its own tokens first). Prefix-LM: queries at positions below
+        `prefix_lengths_B` (the prompt) also see the later prompt slots, as
+        `inputs_mask_BxT` does in `__call__`. `output_logits` maps states to logits,
+        so callers project only the positions they need.
+        """
+        slots_S = jnp.arange(cache[0]["k"].shape[1])
+        mask_BxTxS = slots_S[None, None, :] <= positions_BxT[:, :, None]
+        if self.cfg.attention == "prefix" and prefix_lengths_B is not None:
+            q_in_BxT = positions_BxT < prefix_lengths_B[:, None]
+            k_in_BxS = slots_S[None, :] < prefix_lengths_B[:, None]
+            mask_BxTxS = mask_BxTxS | (q_in_BxT[:, :, None] & k_in_BxS[:, None, :])
+        cos_BxTxK, sin_BxTxK = rope_tables(positions_BxT, self.cfg.head_dim, self.cfg.rope_theta)
+        x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
+        x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
+        new_cache = []
+        for layer, layer_cache in zip(self.decoder_layers, cache, strict=True):
+            x_BxTxD, layer_cache = layer.cached(
+                x_BxTxD, mask_BxTxS, cos_BxTxK, sin_BxTxK, positions_BxT, layer_cache
+            )
+            new_cache.append(layer_cache)
+        return self.final_norm(x_BxTxD), new_cache
+
+    def output_logits(self, x_BxTxD: jax.Array) -> jax.Array:
+        """Logits BxTxV of final (normalized) hidden states."""
         return self._logits(x_BxTxD)
