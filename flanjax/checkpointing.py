@@ -28,7 +28,14 @@ def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
 
 
 def model_config_from_json(d: dict[str, Any]) -> ModelConfig:
-    return _FAMILIES[d["family"]](**d["config"])
+    """The config saved in a checkpoint's meta; fields added since take their
+    defaults, and the old `remat: bool` becomes `remat_policy`."""
+    cls = _FAMILIES[d["family"]]
+    saved = dict(d["config"])
+    if saved.pop("remat", False) and "remat_policy" not in saved:
+        saved["remat_policy"] = "full"
+    names = {f.name for f in dataclasses.fields(cls)}
+    return cls(**{k: v for k, v in saved.items() if k in names})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -111,16 +118,48 @@ class Checkpointer:
         self.manager.close()
 
 
+# Fields that change how a model computes, not its parameters: a run may change them
+# when it resumes or starts from a pretrained checkpoint.
+RUNTIME_FIELDS = frozenset({"dtype", "dropout_rate", "remat_policy"})
+
+
 def check_same_model(meta: dict, cfg: ModelConfig, directory: str) -> None:
-    """Refuses to resume a MODEL_DIR written by a different model config."""
+    """Refuses a checkpoint written by a model of a different architecture.
+
+    Compute-only fields (`RUNTIME_FIELDS`: compute dtype, dropout, remat) may
+    differ; fields missing from an older checkpoint count as their defaults.
+    """
     saved = meta.get("model")
-    if saved and saved != model_config_to_json(cfg):
-        diff = {
-            k: (saved["config"].get(k), v)
-            for k, v in dataclasses.asdict(cfg).items()
-            if saved["config"].get(k) != v
-        }
+    if not saved:
+        return
+    if saved["family"] != model_config_to_json(cfg)["family"]:
+        raise ValueError(f"{directory} holds a {saved['family']} model, not a {type(cfg).__name__}")
+    saved_cfg = dataclasses.asdict(model_config_from_json(saved))
+    diff = {
+        k: (saved_cfg.get(k), v)
+        for k, v in dataclasses.asdict(cfg).items()
+        if k not in RUNTIME_FIELDS and saved_cfg.get(k) != v
+    }
+    if diff:
         raise ValueError(
             f"{directory} holds checkpoints of a different model config "
             f"(field: (saved, requested)): {diff}. Use a new MODEL_DIR, or the saved config."
         )
+
+
+def locate_checkpoint(path: str) -> tuple[str, int]:
+    """(MODEL_DIR, step) for an initial checkpoint path: a MODEL_DIR (its latest
+    step; e.g. one written by `flanjax convert --from hf`), or one step's folder,
+    MODEL_DIR/checkpoints/<step>."""
+    path = os.path.abspath(path.rstrip("/"))
+    parent, name = os.path.split(path)
+    if name.isdigit() and os.path.basename(parent) == "checkpoints":
+        return os.path.dirname(parent), int(name)
+    ckpt = Checkpointer(path, read_only=True)
+    step = ckpt.latest_step()
+    ckpt.close()
+    if step is None:
+        raise FileNotFoundError(
+            f"initial checkpoint {path}: no checkpoints in {os.path.join(path, 'checkpoints')}"
+        )
+    return path, step

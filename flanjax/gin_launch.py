@@ -19,7 +19,7 @@ from collections.abc import Sequence
 
 import gin
 
-from flanjax import checkpointing, optimizers, partitioning, trainer
+from flanjax import checkpointing, distributed, optimizers, partitioning, trainer
 from flanjax.data import pipeline
 from flanjax.evaluation import evaluator
 from flanjax.models import llama, t5
@@ -34,6 +34,7 @@ CONFIGURABLES = (
     partitioning.MeshConfig,
     checkpointing.CheckpointConfig,
     LossConfig,
+    distributed.DistributedConfig,
     evaluator.EvalConfig,
 )
 

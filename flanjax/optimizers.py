@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
+from typing import Any
 
+import jax
 import jax.numpy as jnp
 import optax
 
@@ -18,6 +21,10 @@ class OptimizerConfig:
     schedule: "constant", "rsqrt" (lr / sqrt(max(step, warmup))), or "cosine"
       (to 0 at `decay_steps`); every schedule warms up linearly over
       `warmup_steps` first ("rsqrt" is flat during warm-up, as in T5).
+    freeze: regular expressions searched in each parameter's path (its module
+      names joined by "/", e.g. "encoder_layers/0/attn/query"); matching
+      parameters get no updates (and no optimizer state), and are left out of
+      gradient clipping's global norm.
     """
 
     name: str = "adafactor"
@@ -29,6 +36,7 @@ class OptimizerConfig:
     b1: float = 0.9
     b2: float = 0.999
     grad_clip_norm: float = 0.0  # 0 disables global-norm clipping
+    freeze: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.name not in ("adafactor", "adamw"):
@@ -68,4 +76,25 @@ def make_optimizer(cfg: OptimizerConfig) -> tuple[optax.GradientTransformation, 
         tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
     if cfg.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
+    if cfg.freeze:
+        labels = lambda params: freeze_labels(params, cfg.freeze)  # noqa: E731
+        tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
     return tx, schedule
+
+
+def param_path(key_path: tuple) -> str:
+    """A parameter's path as "module/submodule/name" (nnx.State keys)."""
+    return "/".join(str(k.key) for k in key_path if isinstance(k, jax.tree_util.DictKey))
+
+
+def freeze_labels(params: Any, patterns: tuple[str, ...]) -> Any:
+    """ "frozen" or "train" for each parameter; refuses a pattern that matches nothing."""
+    compiled = [re.compile(p) for p in patterns]
+    paths = [param_path(kp) for kp, _ in jax.tree_util.tree_leaves_with_path(params)]
+    for pat in compiled:
+        if not any(pat.search(p) for p in paths):
+            raise ValueError(f"OptimizerConfig.freeze {pat.pattern!r} matches no parameter")
+    return jax.tree_util.tree_map_with_path(
+        lambda kp, _: "frozen" if any(p.search(param_path(kp)) for p in compiled) else "train",
+        params,
+    )

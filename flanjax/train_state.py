@@ -24,29 +24,53 @@ from flanjax.models import ModelConfig, create_model
 from flanjax.train_step import TrainState
 
 
-def param_specs(abs_params: nnx.State, rules: partitioning.Rules) -> Any:
+def param_specs(abs_params: nnx.State, rules: partitioning.Rules, mesh: Mesh | None = None) -> Any:
+    """PartitionSpecs of the parameters from their logical axes; with `mesh`, each
+    fitted to the parameter's shape (`partitioning.fit_spec`)."""
     with nnx.logical_axis_rules(rules):
-        return nnx.get_partition_spec(abs_params)
+        specs = nnx.get_partition_spec(abs_params)
+    if mesh is None:
+        return specs
+    return jax.tree_util.tree_map_with_path(
+        lambda kp, s, a: partitioning.fit_spec(s, a.shape, mesh, jax.tree_util.keystr(kp)),
+        specs,
+        abs_params,
+        is_leaf=lambda x: isinstance(x, P),
+    )
 
 
-def _opt_specs(node: Any, p_struct, p_specs, p_shapes) -> Any:
-    """PartitionSpecs for an optimizer-state (sub)tree; see `state_specs_like`."""
-    if jax.tree.structure(node) == p_struct:
-        return partitioning.state_specs_like(p_specs, p_shapes, node)
-    if isinstance(node, tuple) and hasattr(node, "_fields"):  # namedtuple
-        return type(node)(*(_opt_specs(c, p_struct, p_specs, p_shapes) for c in node))
-    if isinstance(node, (tuple, list)):
-        return type(node)(_opt_specs(c, p_struct, p_specs, p_shapes) for c in node)
-    if isinstance(node, dict):
-        return {k: _opt_specs(v, p_struct, p_specs, p_shapes) for k, v in node.items()}
-    return jax.tree.map(lambda _: P(), node)
+def _opt_specs(opt_state: Any, p_specs: Any, abs_params: Any) -> Any:
+    """PartitionSpecs for the optimizer state, matched to parameters by key path.
+
+    Optimizer states mirror the parameter tree below some prefix (`v_row/...`,
+    `inner_states/train/inner_state/0/mu/...` under `optax.multi_transform`), so a
+    leaf whose key path ends with a parameter's path belongs to that parameter
+    and takes its spec (`partitioning.state_spec_like`); other leaves (counts)
+    are replicated.
+    """
+    by_path = {
+        tuple(kp): (s, a.shape)
+        for (kp, s), a in zip(
+            jax.tree_util.tree_leaves_with_path(p_specs, is_leaf=lambda x: isinstance(x, P)),
+            jax.tree.leaves(abs_params),
+            strict=True,
+        )
+    }
+
+    def one(kp: tuple, leaf: Any) -> P:
+        for i in range(len(kp)):
+            if tuple(kp[i:]) in by_path:
+                spec, pshape = by_path[tuple(kp[i:])]
+                return partitioning.state_spec_like(spec, pshape, leaf.shape)
+        return P()
+
+    return jax.tree_util.tree_map_with_path(one, opt_state)
 
 
 def state_shardings(abs_state: TrainState, mesh: Mesh, rules: partitioning.Rules) -> TrainState:
     """NamedShardings for every leaf of the train state."""
-    p_specs = param_specs(abs_state.params, rules)
-    p_struct = jax.tree.structure(abs_state.params)
-    opt = _opt_specs(abs_state.opt_state, p_struct, p_specs, abs_state.params)
+    p_specs = param_specs(abs_state.params, rules, mesh)
+    opt = _opt_specs(abs_state.opt_state, p_specs, abs_state.params)
     to_sharding = functools.partial(
         jax.tree.map, lambda s: NamedSharding(mesh, s), is_leaf=lambda x: isinstance(x, P)
     )
@@ -70,7 +94,7 @@ def abstract_params(cfg: ModelConfig) -> nnx.State:
 def param_shardings(abs_params: nnx.State, mesh: Mesh, rules: partitioning.Rules) -> Any:
     return jax.tree.map(
         lambda s: NamedSharding(mesh, s),
-        param_specs(abs_params, rules),
+        param_specs(abs_params, rules, mesh),
         is_leaf=lambda x: isinstance(x, P),
     )
 
@@ -109,3 +133,13 @@ def graphdef_of(cfg: ModelConfig, rules: partitioning.Rules) -> nnx.GraphDef:
     with nnx.use_eager_sharding(False), nnx.logical_axis_rules(rules):
         model = nnx.eval_shape(lambda: create_model(cfg, nnx.Rngs(0)))
     return nnx.split(model, nnx.Param)[0]
+
+
+def state_from_params(
+    params: nnx.State, tx: optax.GradientTransformation, shardings: TrainState, step: int
+) -> TrainState:
+    """A train state at `step` around given (restored) parameters: fresh optimizer
+    state, placed by `shardings` (initialization from a pretrained checkpoint)."""
+    opt_state = jax.jit(tx.init, out_shardings=shardings.opt_state)(params)
+    step_arr = jax.device_put(jnp.asarray(step, jnp.int32), shardings.step)
+    return TrainState(step_arr, params, opt_state)

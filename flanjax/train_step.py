@@ -1,10 +1,26 @@
-"""The loss and the pure train step.
+"""The loss and the pure train step, with gradient accumulation over microbatches.
 
-Loss weights: the feature converter's `decoder_loss_weights` are 1 on real target
-tokens and 0 on padding, so the loss is the mean cross-entropy per real target
-token of the batch (`normalization="tokens"`), or the token sum divided by a
-fixed `loss_normalizing_factor` as in T5X, which keeps the gradient scale
-independent of how full the packed batch is.
+Loss normalization (`LossConfig`). The feature converter's
+`decoder_loss_weights` are 1 on real target tokens and 0 on padding. The
+train step sums the weighted per-token loss (cross-entropy plus z-loss) over
+the whole global batch and divides by one denominator computed from the whole
+batch before any microbatching:
+
+  "tokens" (default): the number of real target tokens in the batch (T5X's
+      NUM_REAL_TARGET_TOKENS): every target token weighs the same.
+  "sequences": each token's weight is divided by its sequence's number of real
+      target tokens (per packed segment), and the sum by the number of
+      sequences (T5X's AVERAGE_PER_SEQUENCE): every example weighs the same,
+      however long its target.
+  "fixed": a constant `loss_normalizing_factor` (T5X's float factor, e.g.
+      batch size x target length), which keeps the gradient scale independent
+      of how full the packed batch is.
+
+Because the denominator is the whole batch's, `microbatches=M` computes
+gradients of the summed loss of M slices of the batch, adds them, and divides
+once: M microbatches give the gradient of the full batch (up to float32
+summation order), whatever the normalization. Per-microbatch normalization
+(dividing each slice by its own token count) would not.
 """
 
 from __future__ import annotations
@@ -17,7 +33,11 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from flanjax.partitioning import constrain
+
 Batch = dict[str, jax.Array]
+NORMALIZATIONS = ("tokens", "sequences", "fixed")
+_TERMS = ("loss_sum", "nll_sum", "z_loss_sum", "correct_sum", "weight_sum")
 
 
 @struct.dataclass
@@ -29,23 +49,72 @@ class TrainState:
 
 @dataclasses.dataclass(frozen=True)
 class LossConfig:
+    """z-loss and loss normalization (see the module docstring).
+
+    A `loss_normalizing_factor` > 0 implies normalization "fixed" (T5X's gin
+    binding of a float factor).
+    """
+
     z_loss: float = 1e-4  # coefficient of log(Z)^2, T5X's default
-    loss_normalizing_factor: float = 0.0  # 0: divide by the number of target tokens
+    loss_normalizing_factor: float = 0.0
+    normalization: str = "tokens"
+
+    def __post_init__(self) -> None:
+        if self.normalization not in NORMALIZATIONS:
+            raise ValueError(
+                f"LossConfig.normalization {self.normalization!r}: use one of {NORMALIZATIONS}"
+            )
+        if self.normalization == "fixed" and self.loss_normalizing_factor <= 0:
+            raise ValueError("LossConfig.normalization 'fixed' needs loss_normalizing_factor > 0")
+
+    @property
+    def mode(self) -> str:
+        return "fixed" if self.loss_normalizing_factor > 0 else self.normalization
+
+
+def _per_sequence(w_BxT: jax.Array, segments_BxT: jax.Array | None) -> jax.Array:
+    """Weights divided by the weight sum of their sequence (segment within a row)."""
+    b, t = w_BxT.shape
+    seg_BxT = jnp.ones((b, t), jnp.int32) if segments_BxT is None else segments_BxT
+    ids_BxT = seg_BxT.astype(jnp.int32) + (t + 1) * jnp.arange(b, dtype=jnp.int32)[:, None]
+    sums = jax.ops.segment_sum(w_BxT.reshape(-1), ids_BxT.reshape(-1), num_segments=b * (t + 1))
+    per_token_BxT = sums[ids_BxT]
+    return jnp.where(per_token_BxT > 0, w_BxT / jnp.maximum(per_token_BxT, 1e-9), 0.0)
+
+
+def loss_weights(batch: Batch, cfg: LossConfig) -> tuple[jax.Array, jax.Array]:
+    """(per-token loss weights BxT, the batch's loss denominator), both float32."""
+    w_BxT = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
+    w_BxT = w_BxT.astype(jnp.float32)
+    if cfg.mode == "fixed":
+        return w_BxT, jnp.float32(cfg.loss_normalizing_factor)
+    if cfg.mode == "sequences":
+        w_BxT = _per_sequence(w_BxT, batch.get("decoder_segment_ids"))
+    return w_BxT, jnp.maximum(jnp.sum(w_BxT), 1.0)
 
 
 def cross_entropy(
-    logits_BxTxV: jax.Array, targets_BxT: jax.Array, weights_BxT: jax.Array, z_loss: float
+    logits_BxTxV: jax.Array,
+    targets_BxT: jax.Array,
+    weights_BxT: jax.Array,
+    z_loss: float,
+    loss_weights_BxT: jax.Array | None = None,
 ) -> dict[str, jax.Array]:
-    """Summed weighted cross-entropy, z-loss and accuracy terms (float32)."""
+    """Summed terms (float32): `loss_sum` (cross-entropy plus z-loss, weighted by
+    `loss_weights_BxT`, default `weights_BxT`), and the nll, z-loss, correct and
+    weight sums over real tokens (`weights_BxT`) for metrics."""
     logits = logits_BxTxV.astype(jnp.float32)
     log_z_BxT = jax.nn.logsumexp(logits, axis=-1)
     target_logit_BxT = jnp.take_along_axis(logits, targets_BxT[..., None], axis=-1)[..., 0]
     nll_BxT = log_z_BxT - target_logit_BxT
+    z_BxT = z_loss * jnp.square(log_z_BxT)
     w = weights_BxT.astype(jnp.float32)
+    lw = w if loss_weights_BxT is None else loss_weights_BxT.astype(jnp.float32)
     correct = (jnp.argmax(logits, axis=-1) == targets_BxT).astype(jnp.float32)
     return {
+        "loss_sum": jnp.sum((nll_BxT + z_BxT) * lw),
         "nll_sum": jnp.sum(nll_BxT * w),
-        "z_loss_sum": z_loss * jnp.sum(jnp.square(log_z_BxT) * w),
+        "z_loss_sum": jnp.sum(z_BxT * w),
         "correct_sum": jnp.sum(correct * w),
         "weight_sum": jnp.sum(w),
     }
@@ -73,6 +142,23 @@ def model_logits(model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None) -> jax.
     )
 
 
+def summed_loss(
+    params: nnx.State,
+    graphdef: nnx.GraphDef,
+    batch: Batch,
+    loss_weights_BxT: jax.Array,
+    dropout_key: jax.Array | None,
+    z_loss: float,
+) -> tuple[jax.Array, dict[str, jax.Array]]:
+    """(the weighted loss sum, summed terms) of a batch or microbatch; unnormalized."""
+    model = nnx.merge(graphdef, params)
+    rngs = nnx.Rngs(dropout=dropout_key) if dropout_key is not None else None
+    logits = model_logits(model, batch, rngs)
+    weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
+    terms = cross_entropy(logits, batch["decoder_target_tokens"], weights, z_loss, loss_weights_BxT)
+    return terms["loss_sum"], terms
+
+
 def loss_fn(
     params: nnx.State,
     graphdef: nnx.GraphDef,
@@ -80,14 +166,62 @@ def loss_fn(
     dropout_key: jax.Array | None,
     cfg: LossConfig,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    model = nnx.merge(graphdef, params)
-    rngs = nnx.Rngs(dropout=dropout_key) if dropout_key is not None else None
-    logits = model_logits(model, batch, rngs)
-    weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
-    terms = cross_entropy(logits, batch["decoder_target_tokens"], weights, cfg.z_loss)
-    denom = cfg.loss_normalizing_factor or jnp.maximum(terms["weight_sum"], 1.0)
-    loss = (terms["nll_sum"] + terms["z_loss_sum"]) / denom
-    return loss, terms
+    """(normalized loss, summed terms) of a whole batch."""
+    w_BxT, denom = loss_weights(batch, cfg)
+    loss_sum, terms = summed_loss(params, graphdef, batch, w_BxT, dropout_key, cfg.z_loss)
+    return loss_sum / denom, terms
+
+
+def split_microbatches(batch: Batch, n: int) -> Batch:
+    """Each [B, ...] array as [n, B/n, ...]; microbatch i holds rows i, i+n, i+2n, ...
+
+    Strided rows keep each microbatch spread over the batch's data shards (each
+    device contributes B/(n x shards) of its own rows), so no data moves.
+    """
+
+    def one(x: jax.Array) -> jax.Array:
+        b = x.shape[0]
+        if b % n:
+            raise ValueError(f"batch of {b} rows does not split into {n} microbatches")
+        x = jnp.swapaxes(x.reshape(b // n, n, *x.shape[1:]), 0, 1)
+        axes = (None, "act_batch", "act_length")[: x.ndim] + (None,) * max(0, x.ndim - 3)
+        return constrain(x, axes)
+
+    return {k: one(v) for k, v in batch.items()}
+
+
+def accumulate_gradients(
+    params: nnx.State,
+    graphdef: nnx.GraphDef,
+    batch: Batch,
+    loss_weights_BxT: jax.Array,
+    dropout_key: jax.Array | None,
+    z_loss: float,
+    microbatches: int = 1,
+) -> tuple[nnx.State, dict[str, jax.Array]]:
+    """(gradients of the summed loss, summed terms) over the batch, in `microbatches`
+    sequential slices (a scan; gradients accumulate in float32)."""
+    grad_fn = jax.grad(summed_loss, has_aux=True)
+    if microbatches == 1:
+        return grad_fn(params, graphdef, batch, loss_weights_BxT, dropout_key, z_loss)
+    micro = split_microbatches({**batch, "__loss_weights": loss_weights_BxT}, microbatches)
+
+    def body(carry, xs):
+        i, mb = xs
+        w = mb.pop("__loss_weights")
+        key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
+        g, t = grad_fn(params, graphdef, mb, w, key, z_loss)
+        acc_g, acc_t = carry
+        acc_g = jax.tree.map(lambda a, x: a + x.astype(jnp.float32), acc_g, g)
+        return (acc_g, {k: acc_t[k] + t[k] for k in _TERMS}), None
+
+    zeros = (
+        jax.tree.map(lambda p: jnp.zeros(p.shape, jnp.float32), params),
+        {k: jnp.zeros((), jnp.float32) for k in _TERMS},
+    )
+    (grads, terms), _ = jax.lax.scan(body, zeros, (jnp.arange(microbatches), micro))
+    grads = jax.tree.map(lambda g, p: g.astype(p.dtype), grads, params)
+    return grads, terms
 
 
 def train_step(
@@ -99,19 +233,24 @@ def train_step(
     schedule: Callable,
     loss_cfg: LossConfig,
     dropout_seed: int | None,
+    microbatches: int = 1,
 ) -> tuple[TrainState, dict[str, jax.Array]]:
-    """One optimizer step. Pure: dropout's key is derived from (seed, step), so a
-    resumed run draws the same dropout masks as an uninterrupted one."""
+    """One optimizer step on the global batch. Pure: dropout's key is derived from
+    (seed, step[, microbatch]), so a resumed run draws the same dropout masks as
+    an uninterrupted one."""
     dropout_key = None
     if dropout_seed is not None:
         dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
-    grad_fn = jax.value_and_grad(loss_fn, has_aux=True)
-    (loss, terms), grads = grad_fn(state.params, graphdef, batch, dropout_key, loss_cfg)
+    w_BxT, denom = loss_weights(batch, loss_cfg)
+    grads, terms = accumulate_gradients(
+        state.params, graphdef, batch, w_BxT, dropout_key, loss_cfg.z_loss, microbatches
+    )
+    grads = jax.tree.map(lambda g: (g / denom).astype(g.dtype), grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     weight_sum = jnp.maximum(terms["weight_sum"], 1.0)
     metrics = {
-        "loss": loss,
+        "loss": terms["loss_sum"] / denom,
         "nll_per_token": terms["nll_sum"] / weight_sum,
         "z_loss": terms["z_loss_sum"] / weight_sum,
         "accuracy": terms["correct_sum"] / weight_sum,

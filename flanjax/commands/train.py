@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 
 from flanjax import gin_launch
 
@@ -15,12 +16,22 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     gin_launch.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
+    import jax
+
     import flanjax.tasks  # noqa: F401  (registers tasks and mixtures)
-    from flanjax import trainer
+    from flanjax import distributed, trainer
 
     cfg = gin_launch.build(trainer.TrainConfig)
-    print(f"flanjax train: MODEL_DIR={cfg.model_dir} task={cfg.data.mixture_or_task_name}")
-    gin_launch.save_config(cfg.model_dir)
+    distributed.initialize(cfg.distributed)  # before anything touches a device
+    main = jax.process_index() == 0
+    print(
+        f"flanjax train: MODEL_DIR={cfg.model_dir} task={cfg.data.mixture_or_task_name} "
+        f"process {jax.process_index()}/{jax.process_count()}"
+    )
+    if main:  # the parsed config, and every configurable's values (T5X's record)
+        gin_launch.save_config(cfg.model_dir)
+        with open(os.path.join(cfg.model_dir, "operative_config.gin"), "w") as f:
+            f.write(gin_launch.operative_config())
     last = trainer.train(cfg)
     print(
         f"flanjax train: done at step {cfg.train_steps}; loss {last.get('loss', float('nan')):.4f}"
