@@ -34,6 +34,7 @@ CONVERT = [
     "gguf==0.19.0",
     "accelerate==1.15.0",
 ]
+TPU = ["jax[tpu]==0.10.2", "libtpu==0.0.42.1"]  # also AOT compile-checks on CPU-only hosts
 
 setuptools.setup(
     name="flanjax",
@@ -46,6 +47,6 @@ setuptools.setup(
     package_dir={"flanjax.tasks": "tasks", "flanjax.gin_configs": "gin_configs"},
     package_data={"flanjax.gin_configs": ["*.gin", "*/*.gin"]},
     install_requires=CORE,
-    extras_require={"test": TEST, "convert": CONVERT, "all": TEST + CONVERT},
+    extras_require={"test": TEST, "convert": CONVERT, "tpu": TPU, "all": TEST + CONVERT + TPU},
     entry_points={"console_scripts": ["flanjax=flanjax.cli:main"]},
 )

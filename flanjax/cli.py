@@ -12,7 +12,7 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("train", "evaluate", "tasks", "convert", "bench")
+COMMANDS = ("train", "evaluate", "tasks", "convert", "bench", "compile_check", "score", "generate")
 
 
 def build_parser() -> argparse.ArgumentParser:
