@@ -6,18 +6,32 @@ input pipeline's position, JSON) and `meta` (step, model family and config,
 JSON). The evaluator restores `params` and `meta` only. Orbax writes a step
 under a temporary name and renames it when complete, so a partial save is never
 listed as a checkpoint.
+
+Failures. A checkpoint that cannot be restored (a truncated or missing array
+file, unreadable JSON, non-finite values) is reported with its path and moved
+aside to MODEL_DIR/corrupt_checkpoints/<step> (kept as evidence, and so that the
+step can be saved again); the one before it is used (`restore_newest_valid`). A
+save that fails (a full disk) raises `CheckpointWriteError` naming the step and
+the complete checkpoints, which stay untouched; Orbax's temporary folder of the
+failed save is never listed as a step.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import json
+import logging
 import os
+import shutil
 from typing import Any
 
+import jax
+import numpy as np
 import orbax.checkpoint as ocp
 
 from flanjax.models import DecoderConfig, ModelConfig, T5Config
+
+log = logging.getLogger(__name__)
 
 _FAMILIES: dict[str, type] = {"t5": T5Config, "llama": DecoderConfig}
 
@@ -36,6 +50,14 @@ def model_config_from_json(d: dict[str, Any]) -> ModelConfig:
         saved["remat_policy"] = "full"
     names = {f.name for f in dataclasses.fields(cls)}
     return cls(**{k: v for k, v in saved.items() if k in names})
+
+
+class CheckpointWriteError(OSError):
+    """A checkpoint could not be written (e.g. the disk is full); earlier ones are intact."""
+
+
+class CorruptCheckpointError(RuntimeError):
+    """No checkpoint in MODEL_DIR could be restored."""
 
 
 @dataclasses.dataclass(frozen=True)
@@ -84,7 +106,32 @@ class Checkpointer:
             data=ocp.args.JsonSave(data_state),
             meta=ocp.args.JsonSave({**meta, "step": int(step)}),
         )
-        return self.manager.save(step, args=args, force=force)
+        try:
+            return self.manager.save(step, args=args, force=force)
+        except Exception as e:
+            self._raise_write_error(step, e)
+            raise
+
+    def _raise_write_error(self, step: int | None, e: BaseException) -> None:
+        error = self._write_error(step, e)
+        if error is not None:
+            raise error from e
+
+    def _write_error(self, step: int | None, e: BaseException) -> CheckpointWriteError | None:
+        """A CheckpointWriteError for an OSError anywhere in `e`'s chain (Orbax may wrap
+        the error of its background writer), else None."""
+        cause: BaseException | None = e
+        while cause is not None and not isinstance(cause, OSError):
+            cause = cause.__cause__ or cause.__context__
+        if cause is None:
+            return None
+        which = f"checkpoint {step}" if step is not None else "a checkpoint"
+        complete = self.all_steps()
+        return CheckpointWriteError(
+            f"writing {which} in {self.directory} failed: {cause}. The complete checkpoints "
+            f"{complete} are untouched; free space and rerun the same command to resume "
+            f"from step {complete[-1] if complete else 0}."
+        )
 
     def read_meta(self, step: int) -> dict:
         path = os.path.join(self.directory, str(step), "meta", "metadata")
@@ -111,16 +158,103 @@ class Checkpointer:
         return out["params"]
 
     def wait(self) -> None:
-        self.manager.wait_until_finished()
+        """Blocks until the asynchronous save in flight is complete (or raises its error)."""
+        try:
+            self.manager.wait_until_finished()
+        except Exception as e:
+            self._raise_write_error(None, e)
+            raise
 
     def close(self) -> None:
-        self.manager.wait_until_finished()
-        self.manager.close()
+        try:
+            self.wait()
+        finally:
+            self.manager.close()
+
+    def restore_newest_valid(self, abstract: Any, check=None) -> tuple[int, Any, dict, dict] | None:
+        """(step, (params, opt_state), data state, meta) of the newest checkpoint that
+        restores, or None if MODEL_DIR has none.
+
+        `check(meta)` runs first and may raise (a different model config): that error
+        propagates. Any other failure marks the checkpoint corrupt: it is reported with
+        its path, moved aside (`corrupt_checkpoints/`), and the previous one is tried.
+        In a multi-process run all processes agree on the outcome of every step.
+        """
+        steps = self.all_steps()
+        for step in reversed(steps):
+            path = os.path.join(self.directory, str(step))
+            error = None
+            try:
+                meta = self.read_meta(step)
+            except (OSError, ValueError) as e:
+                meta, error = None, e
+            if meta is not None and check is not None:
+                check(meta)
+            if error is None:
+                try:
+                    restored = self.restore(step, abstract)
+                    _check_finite(restored[0])
+                except Exception as e:  # any failure to read is corruption
+                    error = e
+            if _all_processes_ok(error is None):
+                return (step, *restored)
+            self._move_aside(step, path, error)
+        if steps:
+            raise CorruptCheckpointError(
+                f"no checkpoint in {self.directory} could be restored (steps {steps} were moved "
+                f"to {self._corrupt_dir()}); rerun to start from scratch, or restore one by hand"
+            )
+        return None
+
+    def _corrupt_dir(self) -> str:
+        return os.path.join(os.path.dirname(self.directory), "corrupt_checkpoints")
+
+    def _move_aside(self, step: int, path: str, error: BaseException | None) -> None:
+        dest = os.path.join(self._corrupt_dir(), str(step))
+        n = 1
+        while os.path.exists(dest):
+            dest, n = os.path.join(self._corrupt_dir(), f"{step}.{n}"), n + 1
+        reason = f"{type(error).__name__}: {error}" if error else "failed on another process"
+        log.error(
+            "checkpoint %s is corrupt or incomplete and is skipped (moved to %s): %s",
+            path,
+            dest,
+            reason[:2000],
+        )
+        if jax.process_index() == 0:
+            os.makedirs(self._corrupt_dir(), exist_ok=True)
+            shutil.move(path, dest)
+        _barrier(f"flanjax_move_aside_{step}")
+        self.manager.reload()
+
+
+def _check_finite(arrays: Any) -> None:
+    """Raises ValueError if a restored array holds NaN or Inf (flanjax never saves one)."""
+    for kp, x in jax.tree_util.tree_leaves_with_path(arrays):
+        if jax.numpy.issubdtype(x.dtype, jax.numpy.inexact) and not bool(
+            jax.numpy.isfinite(x).all()
+        ):
+            raise ValueError(f"non-finite values in {jax.tree_util.keystr(kp)}")
+
+
+def _all_processes_ok(ok: bool) -> bool:
+    if jax.process_count() == 1:
+        return ok
+    from jax.experimental import multihost_utils
+
+    return bool(np.asarray(multihost_utils.process_allgather(np.int32(ok))).min())
+
+
+def _barrier(name: str) -> None:
+    if jax.process_count() > 1:
+        from jax.experimental import multihost_utils
+
+        multihost_utils.sync_global_devices(name)
 
 
 # Fields that change how a model computes, not its parameters: a run may change them
 # when it resumes or starts from a pretrained checkpoint.
-RUNTIME_FIELDS = frozenset({"dtype", "dropout_rate", "remat_policy"})
+RUNTIME_FIELDS = frozenset({"dtype", "dropout_rate", "remat_policy", "attention_impl"})
 
 
 def check_same_model(meta: dict, cfg: ModelConfig, directory: str) -> None:
