@@ -14,8 +14,9 @@ under which that file lists the dataset). Datasets it does not list get:
 
 * ``"cot"``: the FLAN v2 chain-of-thought training sets;
 * ``"math"``: GSM8K (FLAN 2021's cluster of ``math_dataset``); note that
-  ``cot_gsm8k`` holds the same problems, so holding out ``"math"`` does not
-  keep GSM8K out of a mixture that has ``"cot"``;
+  ``cot_gsm8k`` holds the same problems, so the held-out splits
+  (:mod:`flanjax.data.heldout`) treat both as one dataset: holding out
+  ``"math"`` also drops ``cot_gsm8k`` from training, and the reverse;
 * ``"self_instruct"``: Self-Instruct's seed tasks.
 
 Users with internet can read the same datasets with :func:`load_records_remote`

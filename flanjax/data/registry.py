@@ -170,14 +170,22 @@ def register_mixture(name: str, tasks: Sequence[str], cap: int = DEFAULT_CAP) ->
 def register_cluster_mixtures(prefix: str, task_names: Sequence[str]) -> dict[str, list[str]]:
     """For each cluster c: `{prefix}.train_without_{c}` and `{prefix}.eval_{c}`.
 
-    Also registers `{prefix}.all` (every task). Returns cluster -> task names.
+    The splits follow FLAN's exclusion rules and refuse shared datasets (see
+    `flanjax.data.heldout`). Also registers `{prefix}.all` (every task).
+    Returns cluster -> task names.
     """
-    clusters: dict[str, list[str]] = {}
-    for t in task_names:
-        clusters.setdefault(get_task_info(t).cluster, []).append(t)
+    from flanjax.data import heldout  # heldout builds on this module
+
     register_mixture(f"{prefix}.all", task_names)
-    for c, members in clusters.items():
-        rest = [t for t in task_names if get_task_info(t).cluster != c]
-        register_mixture(f"{prefix}.train_without_{c}", rest)
-        register_mixture(f"{prefix}.eval_{c}", members)
-    return clusters
+    suite = heldout.ClusterSuite.from_registry(prefix, task_names)
+    suite.register(cap=DEFAULT_CAP)
+    return {c: list(ts) for c, ts in suite.clusters.items()}
+
+
+def unregister(name: str) -> None:
+    """Removes task or mixture `name` from seqio's registries and flanjax's (tests, notebooks)."""
+    _TASKS.pop(name, None)
+    if name in seqio.TaskRegistry.names():
+        seqio.TaskRegistry.remove(name)
+    if name in seqio.MixtureRegistry.names():
+        seqio.MixtureRegistry.remove(name)
