@@ -179,12 +179,14 @@ class FewShotTemplate(Template):
     """`base` rendered after exemplars from `pool()` (the task's training records).
 
     Same `render(record, task)` interface as any template; `id` and `kind` are
-    `few_shot.few_shot_template(base, k)`'s.
+    `few_shot.few_shot_template(base, k)`'s. `length_fn` (e.g. a vocabulary's
+    token count) is needed when `config.max_input_length` is set.
     """
 
     base: Template | None = None
     pool: Callable[[], Sequence[Mapping[str, Any]]] | None = None
     config: few_shot.FewShotConfig = few_shot.FewShotConfig()
+    length_fn: Callable[[str], int] | None = None
 
     @property
     def has_choices(self) -> bool:
@@ -198,7 +200,9 @@ class FewShotTemplate(Template):
         return self.base.required_fields()
 
     def render(self, record: Mapping[str, Any], task: str = "?") -> RenderedExample:
-        shot = few_shot.render_few_shot(self.base, record, self.pool(), self.config, task=task)
+        shot = few_shot.render_few_shot(
+            self.base, record, self.pool(), self.config, self.length_fn, task=task
+        )
         return shot.example
 
 
