@@ -3,15 +3,22 @@
 Batches are synthetic and fully packed (or unpacked, one example per row, for
 comparisons with frameworks that do not pack): each row of the encoder-decoder
 holds `examples_per_row` examples whose input and target lengths split the
-feature lengths exactly, so every position is a real token. The FLOP count is
-the compiler's (`cost_analysis()` of the compiled step: forward, backward and
-optimizer update); MFU divides it by the step time and the device's dense bf16
-peak, where the device is in `PEAK_FLOPS`.
+feature lengths exactly, so every position is a real token.
+
+FLOPs and MFU: `flops_per_step` is flanjax's analytic count (flanjax/flops.py:
+matmuls of forward and backward, causal factor 1.0, i.e. the full score matrix
+that the model computes); MFU divides it by the median step time and the dense
+bf16 peak of all devices (`flops.PEAK_FLOPS`; NaN on CPUs, which have none).
+`compiler_flops_per_step` is XLA's own count (`cost_analysis()` of the compiled
+step, per device, times the device count), which also holds the elementwise work,
+the loss and the optimizer update; the two agree within a few percent at real
+sizes (tests/test_benchmarking.py checks a small model).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import math
 import resource
 import statistics
 import time
@@ -20,21 +27,10 @@ from collections.abc import Mapping
 import jax
 import numpy as np
 
+from flanjax import flops as flops_lib
 from flanjax import optimizers, partitioning, train_state, trainer
 from flanjax.data.pipeline import DataConfig
 from flanjax.models import ModelConfig, T5Config
-
-# Dense bf16 peak FLOP/s per device, by substring of `device.device_kind`.
-PEAK_FLOPS = {
-    "H100": 989e12,
-    "H200": 989e12,
-    "A100": 312e12,
-    "TPU v4": 275e12,
-    "TPU v5 lite": 197e12,
-    "TPU v5e": 197e12,
-    "TPU v5p": 459e12,
-    "TPU v6": 918e12,
-}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -94,11 +90,6 @@ def synthetic_batch(cfg: BenchConfig) -> dict[str, np.ndarray]:
     return batch
 
 
-def peak_flops(device: jax.Device) -> float | None:
-    kind = getattr(device, "device_kind", "")
-    return next((v for k, v in PEAK_FLOPS.items() if k in kind), None)
-
-
 def _peak_memory_bytes(device: jax.Device) -> int:
     stats = device.memory_stats() if hasattr(device, "memory_stats") else None
     if stats and "peak_bytes_in_use" in stats:
@@ -112,7 +103,9 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         model_dir="", data=DataConfig("bench", dict(cfg.feature_lengths), cfg.batch_size),
         model=cfg.model, train_steps=0, optimizer=cfg.optimizer, mesh=cfg.mesh,
     )  # fmt: skip
-    mesh = partitioning.make_mesh(cfg.mesh)
+    sizes = (cfg.mesh.replica, cfg.mesh.data, cfg.mesh.fsdp, cfg.mesh.tensor)
+    fixed = -1 not in sizes  # a fully given mesh runs on the first devices it needs
+    mesh = partitioning.make_mesh(cfg.mesh, jax.devices()[: math.prod(sizes)] if fixed else None)
     tx, schedule = optimizers.make_optimizer(cfg.optimizer)
     batch_np = synthetic_batch(cfg)
     with jax.set_mesh(mesh):
@@ -122,7 +115,7 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         t0 = time.perf_counter()
         compiled = step.lower(state, batch).compile()
         compile_s = time.perf_counter() - t0
-        flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
+        compiler_flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
         times = []
         for i in range(cfg.warmup_steps + cfg.steps):
             t0 = time.perf_counter()
@@ -141,17 +134,19 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         if k in batch_np
     )
     device = jax.devices()[0]
-    peak = peak_flops(device)
+    flops = flops_lib.batch_flops(cfg.model, {k: v.shape for k, v in batch_np.items()})
+    peak = flops_lib.peak_flops(device)
     return {
-        "device": f"{jax.device_count()} x {device.device_kind}",
+        "device": f"{mesh.size} x {device.device_kind}",
         "step_time_s": step_s,
         "examples_per_s": examples / step_s,
         "sequences_per_s": cfg.batch_size / step_s,
         "tokens_per_s": tokens / step_s,
         "nonpad_tokens_per_s": nonpad / step_s,
         "flops_per_step": flops,
+        "compiler_flops_per_step": compiler_flops * mesh.size,
         "tflops_per_s": flops / step_s / 1e12,
-        "mfu": flops / step_s / (peak * jax.device_count()) if peak else float("nan"),
+        "mfu": flops / step_s / (peak * mesh.size) if peak else float("nan"),
         "peak_memory_gib": _peak_memory_bytes(device) / 2**30,
         "compile_s": compile_s,
         "final_loss": float(metrics["loss"]),

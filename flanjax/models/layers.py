@@ -61,6 +61,14 @@ class Embed(nnx.Module):
         return jnp.einsum("bld,vd->blv", x_BxLxD, table_VxD)
 
 
+ATTENTION_IMPLS = ("xla", "fused", "cudnn")
+
+
+def check_attention_impl(impl: str, owner: str) -> None:
+    if impl not in ATTENTION_IMPLS:
+        raise ValueError(f"{owner}.attention_impl {impl!r}: use one of {ATTENTION_IMPLS}")
+
+
 def dot_attention(
     q_BxTxHxK: jax.Array,
     k_BxSxHxK: jax.Array,
@@ -68,12 +76,30 @@ def dot_attention(
     mask_BxTxS: jax.Array,
     bias_HxTxS: jax.Array | None = None,
     scale: float = 1.0,
+    impl: str = "xla",
 ) -> jax.Array:
     """Softmax attention (in float32) with a boolean mask and an additive bias.
 
     The key/value heads may be fewer than the query heads (grouped-query
     attention): each key/value head serves H / G query heads.
+
+    `impl`: "xla" spells the attention out in einsums (any platform, any dtype);
+    "fused" hands it to `jax.nn.dot_product_attention`, which runs cuDNN's flash
+    attention on a GPU when dtype (bfloat16/float16), head size, mask and bias allow
+    and XLA's own fused pattern otherwise; "cudnn" insists on cuDNN and fails at
+    trace time where it cannot be used. The packed-segment mask and T5's relative
+    position bias pass through as the mask and the bias.
     """
+    if impl != "xla":
+        return jax.nn.dot_product_attention(
+            q_BxTxHxK,
+            k_BxSxHxK,
+            v_BxSxHxK,
+            bias=None if bias_HxTxS is None else bias_HxTxS[None].astype(q_BxTxHxK.dtype),
+            mask=mask_BxTxS[:, None],
+            scale=scale,
+            implementation="cudnn" if impl == "cudnn" else None,
+        )
     b, t, h, k = q_BxTxHxK.shape
     g = k_BxSxHxK.shape[2]
     q_BxTxGxRxK = q_BxTxHxK.reshape(b, t, g, h // g, k)

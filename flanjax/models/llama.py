@@ -56,9 +56,11 @@ class DecoderConfig:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
+    attention_impl: str = "xla"  # xla | fused | cudnn (layers.dot_attention)
 
     def __post_init__(self) -> None:
         remat.check(self.remat_policy, "DecoderConfig")
+        layers.check_attention_impl(self.attention_impl, "DecoderConfig")
         if self.attention not in ATTENTION_MODES:
             raise ValueError(f"DecoderConfig.attention {self.attention!r}: use causal or prefix")
         if self.num_heads % self.num_kv_heads:
@@ -124,6 +126,7 @@ class Attention(nnx.Module):
         d, h, g, k = cfg.d_model, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         pd = jnp.dtype(cfg.param_dtype)
         self.scale = k**-0.5
+        self.impl = cfg.attention_impl
         self.query = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         # Key/value heads get their own logical axis: G (3 for SmolLM2) rarely divides
         # the tensor axis the query heads shard over.
@@ -168,7 +171,7 @@ class Attention(nnx.Module):
         q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
         k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
         o_BxTxHxK = layers.dot_attention(
-            q_BxTxHxK, k_BxTxGxK, v_BxTxGxK, mask_BxTxT, scale=self.scale
+            q_BxTxHxK, k_BxTxGxK, v_BxTxGxK, mask_BxTxT, scale=self.scale, impl=self.impl
         )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
@@ -200,7 +203,7 @@ class Attention(nnx.Module):
         k_BxSxGxK = cache["k"].at[rows_Bx1, positions_BxT].set(k_BxTxGxK.astype(dt))
         v_BxSxGxK = cache["v"].at[rows_Bx1, positions_BxT].set(v_BxTxGxK.astype(dt))
         o_BxTxHxK = layers.dot_attention(
-            q_BxTxHxK, k_BxSxGxK, v_BxSxGxK, mask_BxTxS, scale=self.scale
+            q_BxTxHxK, k_BxSxGxK, v_BxSxGxK, mask_BxTxS, scale=self.scale, impl=self.impl
         )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
         y_BxTxD = constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))

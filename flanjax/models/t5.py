@@ -46,9 +46,11 @@ class T5Config:
     dtype: str = "float32"  # compute dtype
     param_dtype: str = "float32"
     remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
+    attention_impl: str = "xla"  # xla | fused | cudnn (layers.dot_attention)
 
     def __post_init__(self) -> None:
         remat.check(self.remat_policy, "T5Config")
+        layers.check_attention_impl(self.attention_impl, "T5Config")
         if self.mlp_activation not in ("gated-gelu", "relu"):
             raise ValueError(
                 f"T5Config.mlp_activation {self.mlp_activation!r}: use gated-gelu or relu"
@@ -82,6 +84,7 @@ class Attention(nnx.Module):
         self.key = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         self.value = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         self.out = param(rngs, normal((h * k) ** -0.5), (h, k, d), ("heads", "kv", "embed"), pd)
+        self.impl = cfg.attention_impl
 
     def __call__(
         self,
@@ -97,7 +100,9 @@ class Attention(nnx.Module):
         v_BxSxHxK = constrain(
             jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
         )
-        o_BxTxHxK = layers.dot_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
+        o_BxTxHxK = layers.dot_attention(
+            q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, impl=self.impl
+        )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
 
@@ -123,7 +128,9 @@ class Attention(nnx.Module):
         dt = x_BxTxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
         q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
-        o_BxTxHxK = layers.dot_attention(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
+        o_BxTxHxK = layers.dot_attention(
+            q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, impl=self.impl
+        )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
 
