@@ -33,6 +33,7 @@ import jax.numpy as jnp
 import optax
 from flax import nnx, struct
 
+from flanjax import losses
 from flanjax.partitioning import constrain
 
 Batch = dict[str, jax.Array]
@@ -103,14 +104,11 @@ def cross_entropy(
     """Summed terms (float32): `loss_sum` (cross-entropy plus z-loss, weighted by
     `loss_weights_BxT`, default `weights_BxT`), and the nll, z-loss, correct and
     weight sums over real tokens (`weights_BxT`) for metrics."""
-    logits = logits_BxTxV.astype(jnp.float32)
-    log_z_BxT = jax.nn.logsumexp(logits, axis=-1)
-    target_logit_BxT = jnp.take_along_axis(logits, targets_BxT[..., None], axis=-1)[..., 0]
-    nll_BxT = log_z_BxT - target_logit_BxT
+    nll_BxT, log_z_BxT = losses.softmax_cross_entropy(logits_BxTxV, targets_BxT)
     z_BxT = z_loss * jnp.square(log_z_BxT)
     w = weights_BxT.astype(jnp.float32)
     lw = w if loss_weights_BxT is None else loss_weights_BxT.astype(jnp.float32)
-    correct = (jnp.argmax(logits, axis=-1) == targets_BxT).astype(jnp.float32)
+    correct = (jnp.argmax(logits_BxTxV, axis=-1) == targets_BxT).astype(jnp.float32)
     return {
         "loss_sum": jnp.sum((nll_BxT + z_BxT) * lw),
         "nll_sum": jnp.sum(nll_BxT * w),

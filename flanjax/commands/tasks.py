@@ -1,4 +1,4 @@
-"""`flanjax tasks list` and `flanjax tasks show NAME`: what the registries hold."""
+"""`flanjax tasks list`, `show NAME` and `stats NAME`: what the registries hold and cost."""
 
 from __future__ import annotations
 
@@ -18,6 +18,17 @@ def register(sub: argparse._SubParsersAction) -> None:
     show.add_argument("--feature_lengths", default="inputs:512,targets:128",
                       help="truncation lengths, e.g. inputs:512,targets:128")  # fmt: skip
     show.set_defaults(func=run_show)
+    stats = tsub.add_parser(
+        "stats", help="expected examples, tokens, truncation and packing of a run, before training"
+    )
+    stats.add_argument("name")
+    stats.add_argument("--steps", type=int, required=True)
+    stats.add_argument("--batch_size", type=int, required=True, help="global rows per step")
+    stats.add_argument("--feature_lengths", default="inputs:512,targets:128")
+    stats.add_argument("--no_pack", action="store_true", help="one example per row")
+    stats.add_argument("--sample", type=int, default=200, help="records sampled per task")
+    stats.add_argument("--seed", type=int, default=0)
+    stats.set_defaults(func=run_stats)
 
 
 def run_list(args: argparse.Namespace) -> int:
@@ -56,4 +67,21 @@ def run_show(args: argparse.Namespace) -> int:
         for key in ("inputs", "targets"):
             text = ex[f"{key}_pretokenized"].decode()
             print(f"[{key}] ({len(ex[key])} tokens)\n{text}")
+    return 0
+
+
+def run_stats(args: argparse.Namespace) -> int:
+    import flanjax.tasks  # noqa: F401
+    from flanjax.data import stats
+
+    result = stats.mixture_stats(
+        args.name,
+        args.steps,
+        args.batch_size,
+        parse_lengths(args.feature_lengths),
+        pack=not args.no_pack,
+        sample=args.sample,
+        seed=args.seed,
+    )
+    print(stats.format_stats(result))
     return 0

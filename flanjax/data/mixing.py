@@ -97,12 +97,21 @@ def register_examples_proportional(
     return register_rated(name, task_rates(tasks, cap, temperature))
 
 
-def effective_proportions(name: str) -> dict[str, float]:
-    """Each task's share of the examples drawn from task or mixture `name` (nested too)."""
+def effective_proportions(name: str, split: str | None = None) -> dict[str, float]:
+    """Each task's share of the examples drawn from task or mixture `name` (nested too).
+
+    With `split`, tasks lacking that split are left out, as seqio does when it
+    reads a mixture (an evaluation-only task contributes nothing to "train").
+    """
     obj = registry.get_mixture_or_task(name)
+    tasks = obj.tasks if isinstance(obj, seqio.Mixture) else [obj]
+    if split is not None:
+        tasks = [t for t in tasks if split in t.splits]
+        if not tasks:
+            raise ValueError(f"{name!r}: no task has a {split!r} split")
     if not isinstance(obj, seqio.Mixture):
         return {obj.name: 1.0}
-    return normalize({t.name: obj.get_rate(t) for t in obj.tasks})
+    return normalize({t.name: obj.get_rate(t) for t in tasks})
 
 
 # --- Nested mixtures -------------------------------------------------------------
