@@ -83,7 +83,9 @@ def test_variants_run_and_differentiate(variant):
     cfg = (
         T5Config(**{**TINY.__dict__, "mlp_activation": "relu", "tie_embeddings": True})
         if variant == "relu_tied"
-        else T5Config(**{**TINY.__dict__, "dtype": "bfloat16", "remat": True, "dropout_rate": 0.1})
+        else T5Config(
+            **{**TINY.__dict__, "dtype": "bfloat16", "remat_policy": "full", "dropout_rate": 0.1}
+        )
     )
     model = _model(cfg)
     enc = inference.pad_rows([EXAMPLES[0][0]], 8)
