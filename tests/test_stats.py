@@ -97,6 +97,10 @@ def test_cli_stats_on_the_builtin_mixture(capsys):
     assert rows["builtin.passage_where"][7] == "100.0%"
     assert rows["builtin.addition"][7] == "0.0%"
     assert "warning: 3 tasks have examples longer than the feature lengths" in out
+    assert (
+        "  builtin.passage_where: inputs of 100.0% of its examples (about 9 of 9) cut to 64 "
+        "tokens\n" in out
+    )
     bad = ["tasks", "stats", "builtin.trian_without_comparison", "--steps", "1"]
     assert cli.main([*bad, "--batch_size", "1"]) == 2
     err = capsys.readouterr().err

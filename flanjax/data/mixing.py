@@ -80,6 +80,7 @@ def register_rated(name: str, rates: Mapping[str, float]) -> seqio.Mixture:
     bad = {k: v for k, v in rates.items() if not v > 0}
     if bad:
         raise ValueError(f"mixture {name!r}: rates must be > 0, got {bad}")
+    registry.check_vocabularies(name, list(rates))
     if name in seqio.MixtureRegistry.names():
         seqio.MixtureRegistry.remove(name)
     return seqio.MixtureRegistry.add(name, [(k, float(v)) for k, v in rates.items()])

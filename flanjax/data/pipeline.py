@@ -46,6 +46,17 @@ class DataConfig:
                 f"DataConfig.feature_converter {self.feature_converter!r}: "
                 f"use one of {sorted(FEATURE_CONVERTERS)}"
             )
+        needed = ("targets",) if self.feature_converter == "lm" else ("inputs", "targets")
+        lengths = dict(self.task_feature_lengths)
+        missing = [k for k in needed if k not in lengths]
+        bad = {k: v for k, v in lengths.items() if not isinstance(v, int) or v < 1}
+        if missing or bad:
+            raise ValueError(
+                f"DataConfig.task_feature_lengths {lengths}: the {self.feature_converter!r} "
+                f"converter needs positive integer lengths for {list(needed)}"
+            )
+        if self.batch_size < 1:
+            raise ValueError(f"DataConfig.batch_size must be >= 1, got {self.batch_size}")
 
 
 class BatchIterator(Iterator[dict[str, np.ndarray]]):

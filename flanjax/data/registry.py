@@ -115,8 +115,14 @@ def register_templated_task(
     @functools.cache
     def rendered(split: str) -> dict[str, list[str]]:
         rows: dict[str, list[str]] = {"inputs": [], "targets": [], "id": []}
-        for rec in records(split):
-            ex = pick_template(templates, str(rec["id"]), template_seed).render(rec, task=name)
+        for i, rec in enumerate(records(split)):
+            if "id" not in rec:
+                raise TemplateError(f"task {name!r}, split {split!r}: record {i} has no 'id'")
+            template = pick_template(templates, str(rec["id"]), template_seed)
+            try:
+                ex = template.render(rec, task=name)
+            except TemplateError as e:
+                raise TemplateError(f"{e} (split {split!r}, record {rec['id']!r})") from e
             rows["inputs"].append(ex.inputs)
             rows["targets"].append(ex.targets)
             rows["id"].append(str(rec["id"]))
@@ -159,9 +165,36 @@ def examples_proportional_rate(
     return float(min(n, cap)) ** (1.0 / temperature)
 
 
+def _describe(vocab: seqio.Vocabulary) -> str:
+    if type(vocab).__str__ is not object.__str__:
+        return str(vocab)
+    return f"{type(vocab).__name__}(extra_ids={vocab.extra_ids})"
+
+
+def check_vocabularies(name: str, members: Sequence[str]) -> None:
+    """Refuses mixture `name` unless its tasks (nested too) share each feature's vocabulary."""
+    tasks: list[seqio.Task] = []
+    for m in members:
+        obj = get_mixture_or_task(m)
+        tasks.extend(obj.tasks if isinstance(obj, seqio.Mixture) else [obj])
+    first = tasks[0]
+    for feature, ref in first.output_features.items():
+        for task in tasks[1:]:
+            other = task.output_features.get(feature)
+            if other is None or other.vocabulary is ref.vocabulary:
+                continue
+            if other.vocabulary != ref.vocabulary:
+                raise ValueError(
+                    f"mixture {name!r}: tasks {first.name!r} and {task.name!r} use different "
+                    f"{feature!r} vocabularies ({_describe(ref.vocabulary)} and "
+                    f"{_describe(other.vocabulary)}); every task of a mixture must share one"
+                )
+
+
 def register_mixture(name: str, tasks: Sequence[str], cap: int = DEFAULT_CAP) -> seqio.Mixture:
     if not tasks:
         raise ValueError(f"mixture {name!r}: no tasks")
+    check_vocabularies(name, tasks)
     if name in seqio.MixtureRegistry.names():
         seqio.MixtureRegistry.remove(name)
     return seqio.MixtureRegistry.add(name, [(t, examples_proportional_rate(t, cap)) for t in tasks])

@@ -251,6 +251,16 @@ def format_stats(st: MixtureStats) -> str:
     if truncated:
         lines.append(
             f"\nwarning: {len(truncated)} tasks have examples longer than the feature "
-            "lengths (truncated, not dropped; see the trunc columns)"
+            "lengths; they are truncated, never dropped:"
         )
+    for t in truncated:
+        for feature, frac, length in (
+            ("inputs", t.truncated_inputs, li),
+            ("targets", t.truncated_targets, lt),
+        ):
+            if frac:
+                lines.append(
+                    f"  {t.task}: {feature} of {frac:.1%} of its examples (about "
+                    f"{frac * t.examples:,.0f} of {t.examples:,.0f}) cut to {length} tokens"
+                )
     return "\n".join(lines)
