@@ -198,3 +198,20 @@ def test_few_shot_exemplars_come_from_train(shared_data):
         assert len(vocab.encode(shot.example.inputs)) <= 320
     with pytest.raises(ValueError, match="no 'train' split"):
         few_shot.few_shot_examples(registry.get_task_info("flan.copa"), None, "validation")
+
+
+def test_every_data_file_is_a_split_of_a_registered_task(shared_data):
+    """Each file under train/ and eval/ feeds a flan task of >= 10 templates with a cluster."""
+    by_file = {p: name for name, s in catalog.CATALOG.items() for p in s.splits.values()}
+    label_lists = {"train/agnews/classes.txt"}  # AG News's class names, read by its normalizer
+    files = {
+        str(p.relative_to(shared_data))
+        for d in ("train", "eval")
+        for p in (shared_data / d).rglob("*")
+        if p.is_file()
+    }
+    assert len(files) == 26  # SOURCES.md: 20 datasets, some with several splits
+    assert files - label_lists == set(by_file)
+    for name in set(by_file.values()):
+        info = registry.get_task_info(f"flan.{name}")
+        assert len(info.templates) >= 10 and info.cluster, name
