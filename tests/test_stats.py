@@ -79,6 +79,21 @@ def test_packed_single_task_by_hand(toy_mixture):
     assert st.tasks[0].epochs == pytest.approx(80 / 300)
 
 
+def test_decoder_only_packing_by_hand(toy_mixture):
+    lengths = {"inputs": 32, "targets": 16}
+    # Each stats.a example is one sequence of 10 + 4 = 14 tokens in 48 positions: 3 a row
+    # (3,000 draws: 1,000 full rows).
+    st = stats.mixture_stats("stats.a", 10, 4, lengths, converter="prefix_lm", draws=3000)
+    assert st.examples_per_row == 3.0 and st.examples == 120
+    assert st.nonpadding == pytest.approx(42 / 48)
+    assert st.nonpadding_by_feature == pytest.approx({"sequence": 42 / 48})
+    assert st.unpacked_nonpadding == pytest.approx(14 / 48)
+    # Encoder-decoder: 3 inputs of 10 fill 30 of 32, so 3 a row there too, but 12 of 16 targets.
+    enc_dec = stats.mixture_stats("stats.a", 10, 4, lengths, draws=3000)
+    assert enc_dec.nonpadding == pytest.approx((30 + 12) / 48)
+    assert enc_dec.nonpadding_by_feature == pytest.approx({"inputs": 30 / 32, "targets": 12 / 16})
+
+
 def test_cli_stats_on_the_builtin_mixture(capsys):
     args = ["tasks", "stats", "builtin.train_without_comparison", "--steps", "10"]
     args += ["--batch_size", "8", "--feature_lengths", "inputs:64,targets:16", "--no_pack"]

@@ -26,6 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     stats.add_argument("--batch_size", type=int, required=True, help="global rows per step")
     stats.add_argument("--feature_lengths", default="inputs:512,targets:128")
     stats.add_argument("--no_pack", action="store_true", help="one example per row")
+    stats.add_argument("--feature_converter", default="enc_dec", choices=("enc_dec", "prefix_lm"))
     stats.add_argument("--sample", type=int, default=200, help="records sampled per task")
     stats.add_argument("--seed", type=int, default=0)
     stats.set_defaults(func=run_stats)
@@ -82,6 +83,7 @@ def run_stats(args: argparse.Namespace) -> int:
         pack=not args.no_pack,
         sample=args.sample,
         seed=args.seed,
+        converter=args.feature_converter,
     )
     print(stats.format_stats(result))
     return 0

@@ -34,6 +34,7 @@ from flanjax.data import mixing, registry
 from flanjax.data.templates import Template, pick_template
 
 FEATURES = ("inputs", "targets")
+CONVERTERS = ("enc_dec", "prefix_lm")
 
 
 def template_type(template: Template) -> str:
@@ -121,9 +122,10 @@ class MixtureStats:
     batch_size: int
     feature_lengths: Mapping[str, int]
     pack: bool
+    converter: str
     examples_per_row: float
     nonpadding: float  # of all input and target positions
-    nonpadding_by_feature: Mapping[str, float]
+    nonpadding_by_feature: Mapping[str, float]  # "inputs", "targets" or "sequence"
     unpacked_nonpadding: float  # the same examples one per row, for comparison
     tasks: tuple[TaskStats, ...]
 
@@ -156,6 +158,28 @@ def _truncated_means(s: LengthSample, li: int, lt: int) -> tuple[float, float, f
     )
 
 
+def _packing(
+    drawn: Sequence[tuple[int, int]], li: int, lt: int, converter: str, pack: bool
+) -> tuple[float, float, dict[str, float], float]:
+    """(examples per row, non-padding, non-padding by feature, unpacked non-padding)."""
+    if converter == "prefix_lm":  # one sequence of li + lt positions per row
+        seqs = [(min(a, li) + min(b, lt), 0) for a, b in drawn]
+        rows, _, (fill, _) = pack_next_fit(seqs, (li + lt, 1))
+        unpacked = sum(n for n, _ in seqs) / (len(seqs) * (li + lt))
+        if not pack:
+            return 1.0, unpacked, {"sequence": unpacked}, unpacked
+        return len(drawn) / rows, fill, {"sequence": fill}, unpacked
+    unpacked = sum(min(a, li) + min(b, lt) for a, b in drawn) / (len(drawn) * (li + lt))
+    if not pack:
+        by_feature = {
+            "inputs": sum(min(a, li) for a, _ in drawn) / (len(drawn) * li),
+            "targets": sum(min(b, lt) for _, b in drawn) / (len(drawn) * lt),
+        }
+        return 1.0, unpacked, by_feature, unpacked
+    rows, nonpad, (fill_i, fill_t) = pack_next_fit(drawn, (li, lt))
+    return len(drawn) / rows, nonpad, {"inputs": fill_i, "targets": fill_t}, unpacked
+
+
 def _check_lengths(feature_lengths: Mapping[str, int]) -> tuple[int, int]:
     missing = [f for f in FEATURES if f not in feature_lengths]
     if missing:
@@ -177,12 +201,18 @@ def mixture_stats(
     sample: int = 200,
     draws: int = 4000,
     seed: int = 0,
+    converter: str = "enc_dec",
 ) -> MixtureStats:
     """Expected consumption of `steps` batches of `batch_size` rows of task or mixture `name`.
 
     `sample` records per task give the lengths; `draws` examples drawn from
-    the mixture (seeded) give the packing figures.
+    the mixture (seeded) give the packing figures. `converter` "enc_dec"
+    packs inputs and targets in their own rows; "prefix_lm" (decoder-only)
+    packs each example's inputs and targets, concatenated, in one sequence
+    of inputs + targets positions.
     """
+    if converter not in CONVERTERS:
+        raise ValueError(f"converter {converter!r}: use one of {CONVERTERS}")
     li, lt = _check_lengths(feature_lengths)
     props = mixing.effective_proportions(name, split)
     samples = {t: sample_lengths(t, sample, split) for t in props}
@@ -194,9 +224,7 @@ def mixture_stats(
         s = samples[t]
         j = rng.randrange(len(s.inputs))
         drawn.append((int(s.inputs[j]), int(s.targets[j])))
-    rows, nonpad, (fill_i, fill_t) = pack_next_fit(drawn, (li, lt))
-    unpacked_nonpad = sum(min(a, li) + min(b, lt) for a, b in drawn) / (len(drawn) * (li + lt))
-    per_row = len(drawn) / rows if pack else 1.0
+    per_row, nonpad, by_feature, unpacked_nonpad = _packing(drawn, li, lt, converter, pack)
     total = steps * batch_size * per_row
     tasks = []
     for t, p in props.items():
@@ -209,30 +237,22 @@ def mixture_stats(
         by_type = {k: n * c / len(info.templates) for k, c in kinds.items()}
         size = info.num_examples[split]
         tasks.append(TaskStats(t, p, size, n, n / size, mean_i, mean_t, trunc_i, trunc_t, by_type))
-    if pack:
-        by_feature = {"inputs": fill_i, "targets": fill_t}
-    else:
-        by_feature = {
-            "inputs": sum(min(a, li) for a, _ in drawn) / (len(drawn) * li),
-            "targets": sum(min(b, lt) for _, b in drawn) / (len(drawn) * lt),
-        }
-        nonpad = unpacked_nonpad
     return MixtureStats(
-        name, steps, batch_size, dict(feature_lengths), pack, per_row, nonpad, by_feature,
-        unpacked_nonpad, tuple(tasks),
+        name, steps, batch_size, dict(feature_lengths), pack, converter, per_row, nonpad,
+        by_feature, unpacked_nonpad, tuple(tasks),
     )  # fmt: skip
 
 
 def format_stats(st: MixtureStats) -> str:
     """A plain-text report of `st`."""
     li, lt = st.feature_lengths["inputs"], st.feature_lengths["targets"]
+    by_feature = ", ".join(f"{k} {v:.1%}" for k, v in st.nonpadding_by_feature.items())
     lines = [
         f"{st.name}: {st.steps} steps x {st.batch_size} rows, inputs:{li} targets:{lt}, "
         f"{'packed' if st.pack else 'unpacked'}",
         f"expected examples {st.examples:,.0f} ({st.examples_per_row:.2f} per row), "
         f"tokens {st.tokens:,.0f} (non-padding)",
-        f"non-padding {st.nonpadding:.1%} (inputs {st.nonpadding_by_feature['inputs']:.1%}, "
-        f"targets {st.nonpadding_by_feature['targets']:.1%}); unpacked "
+        f"non-padding ({st.converter}) {st.nonpadding:.1%} ({by_feature}); unpacked "
         f"{st.unpacked_nonpadding:.1%}",
         "",
         f"{'task':32s} {'share':>7s} {'examples':>11s} {'epochs':>7s} {'tokens':>13s} "
