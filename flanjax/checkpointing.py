@@ -88,6 +88,7 @@ class Checkpointer:
         self.manager = ocp.CheckpointManager(
             self.directory, options=options, item_names=("params", "opt_state", "data", "meta")
         )
+        self._in_flight: int | None = None  # the step of the asynchronous save in flight
 
     def all_steps(self) -> list[int]:
         self.manager.reload()
@@ -106,11 +107,14 @@ class Checkpointer:
             data=ocp.args.JsonSave(data_state),
             meta=ocp.args.JsonSave({**meta, "step": int(step)}),
         )
+        self.wait()  # Orbax waits for the save in flight too; this names its step if it failed
         try:
-            return self.manager.save(step, args=args, force=force)
+            saved = self.manager.save(step, args=args, force=force)
         except Exception as e:
             self._raise_write_error(step, e)
             raise
+        self._in_flight = step if saved else None
+        return saved
 
     def _raise_write_error(self, step: int | None, e: BaseException) -> None:
         error = self._write_error(step, e)
@@ -159,10 +163,11 @@ class Checkpointer:
 
     def wait(self) -> None:
         """Blocks until the asynchronous save in flight is complete (or raises its error)."""
+        step, self._in_flight = self._in_flight, None
         try:
             self.manager.wait_until_finished()
         except Exception as e:
-            self._raise_write_error(None, e)
+            self._raise_write_error(step, e)
             raise
 
     def close(self) -> None:
@@ -215,6 +220,7 @@ class Checkpointer:
         while os.path.exists(dest):
             dest, n = os.path.join(self._corrupt_dir(), f"{step}.{n}"), n + 1
         reason = f"{type(error).__name__}: {error}" if error else "failed on another process"
+        reason = reason.split(" [tensorstore_spec")[0]  # the file and the problem, not the spec
         log.error(
             "checkpoint %s is corrupt or incomplete and is skipped (moved to %s): %s",
             path,

@@ -235,7 +235,12 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on the global batch. Pure: dropout's key is derived from
     (seed, step[, microbatch]), so a resumed run draws the same dropout masks as
-    an uninterrupted one."""
+    an uninterrupted one.
+
+    A step whose loss, gradient norm or update norm is NaN or Inf changes nothing
+    but the step counter (parameters and optimizer state are kept, by `jnp.where`
+    on the device) and reports `nonfinite` = 1; the trainer stops or skips on it.
+    """
     dropout_key = None
     if dropout_seed is not None:
         dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
@@ -247,17 +252,26 @@ def train_step(
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
     params = optax.apply_updates(state.params, updates)
     weight_sum = jnp.maximum(terms["weight_sum"], 1.0)
+    loss, grad_norm = terms["loss_sum"] / denom, optax.global_norm(grads)
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
+    params, opt_state = _keep_unless(finite, (params, opt_state), (state.params, state.opt_state))
     metrics = {
-        "loss": terms["loss_sum"] / denom,
+        "loss": loss,
         "nll_per_token": terms["nll_sum"] / weight_sum,
         "z_loss": terms["z_loss_sum"] / weight_sum,
         "accuracy": terms["correct_sum"] / weight_sum,
-        "grad_norm": optax.global_norm(grads),
+        "grad_norm": grad_norm,
         "learning_rate": schedule(state.step),
         "target_tokens": terms["weight_sum"],
+        "nonfinite": 1.0 - finite.astype(jnp.float32),
     }
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, metrics
+
+
+def _keep_unless(ok: jax.Array, new, old):
+    """`new` where `ok`, else `old`, leaf by leaf (one select per array on the device)."""
+    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
 
 
 def eval_loss(

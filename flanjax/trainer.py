@@ -11,6 +11,15 @@ reads only the shard of the global batch its devices hold
 (`partitioning.data_layout`), the global arrays are assembled with
 `jax.make_array_from_process_local_data`, and Orbax writes every checkpoint
 cooperatively (each process its own shards; JSON items from process 0).
+
+Faults. SIGTERM (a preemption notice, a SLURM time limit) lets the current step
+finish, saves a checkpoint at it and returns (the CLI exits 0); in a
+multi-process run the processes agree every step on whether any of them got
+the signal, so all stop at the same step. A corrupt newest checkpoint is skipped
+(see checkpointing.restore_newest_valid). A step whose loss, gradients or update
+is NaN or Inf leaves parameters and optimizer state unchanged (inside the
+jitted step); `on_nonfinite="stop"` then stops with `NonFiniteError` naming the
+step, before anything after it is saved, and `"skip"` logs it and goes on.
 """
 
 from __future__ import annotations
@@ -20,6 +29,8 @@ import functools
 import json
 import logging
 import os
+import signal
+import threading
 import time
 
 import jax
@@ -48,6 +59,10 @@ class TrainConfig:
     record_example_ids: debug: record the ids of the examples in every batch
       and log per-task example/token counts (a second read of the data; see
       flanjax/example_ids.py).
+    on_nonfinite: what a step with a NaN/Inf loss, gradient or update does: "stop"
+      (raise NonFiniteError naming the step; the last good checkpoint stays the
+      newest) or "skip" (the step leaves parameters and optimizer state unchanged;
+      its batch is consumed). Either way no non-finite value is ever saved.
     """
 
     model_dir: str
@@ -65,6 +80,20 @@ class TrainConfig:
     initial_checkpoint_path: str | None = None
     distributed: distributed.DistributedConfig = distributed.DistributedConfig()
     record_example_ids: bool = False
+    on_nonfinite: str = "stop"  # stop | skip
+
+    def __post_init__(self) -> None:
+        if self.on_nonfinite not in NONFINITE_MODES:
+            raise ValueError(
+                f"TrainConfig.on_nonfinite {self.on_nonfinite!r}: use one of {NONFINITE_MODES}"
+            )
+
+
+NONFINITE_MODES = ("stop", "skip")
+
+
+class NonFiniteError(FloatingPointError):
+    """A step's loss, gradients or update were NaN or Inf (on_nonfinite="stop")."""
 
 
 @dataclasses.dataclass
@@ -96,11 +125,12 @@ def _restore_or_init(cfg: TrainConfig, tx, mesh, ckpt: checkpointing.Checkpointe
     rules = cfg.mesh.rules
     abstract = train_state.abstract_state(cfg.model, tx, cfg.seed)
     shardings = train_state.state_shardings(abstract, mesh, rules)
-    latest = ckpt.latest_step()
-    if latest is not None:
-        checkpointing.check_same_model(ckpt.read_meta(latest), cfg.model, ckpt.directory)
-        target = train_state.with_shardings(abstract, shardings)
-        (params, opt_state), data_state, meta = ckpt.restore(latest, target)
+    target = train_state.with_shardings(abstract, shardings)
+    found = ckpt.restore_newest_valid(
+        target, lambda meta: checkpointing.check_same_model(meta, cfg.model, ckpt.directory)
+    )
+    if found is not None:
+        _, (params, opt_state), data_state, meta = found
         step = jax.device_put(np.int32(meta["step"]), shardings.step)
         log.info("resumed from %s step %d", ckpt.directory, meta["step"])
         state = TrainState(step, params, opt_state)
@@ -202,7 +232,14 @@ class ExampleLog:
         self.scale = num_shards / jax.process_count()  # processes sharing a shard count once
         path = os.path.join(cfg.model_dir, "example_ids", f"process_{jax.process_index()}.jsonl")
         os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = False
+        if os.path.exists(path) and os.path.getsize(path):  # a killed run's half line?
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                partial = f.read(1) != b"\n"
         self.file = open(path, "a")  # noqa: SIM115  (open for the whole run; closed in close())
+        if partial:
+            self.file.write("\n")
 
     def add(self, step: int, batch: dict[str, np.ndarray]) -> None:
         records = self.stream.take(batch)
@@ -227,64 +264,162 @@ class ExampleLog:
         self.file.close()
 
 
+class StopSignal:
+    """SIGTERM handling for the training loop: the handler only sets a flag; the loop
+    asks `requested()` after every step. Restores the previous handler on exit."""
+
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
+        self.signals, self.received, self._previous = signals, None, {}
+
+    def __enter__(self) -> StopSignal:
+        if threading.current_thread() is threading.main_thread():
+            for sig in self.signals:
+                self._previous[sig] = signal.signal(sig, self._handle)
+        else:
+            log.warning("not in the main thread: SIGTERM will not stop training cleanly")
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        self.received = signal.Signals(signum).name
+
+    def __exit__(self, *exc) -> None:
+        for sig, handler in self._previous.items():
+            signal.signal(sig, handler)
+
+    def requested(self) -> bool:
+        """Whether to stop now; in a multi-process run, whether any process got a signal
+        (every process calls this at every step, so all stop at the same step)."""
+        stop = self.received is not None
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            stop = bool(np.asarray(multihost_utils.process_allgather(np.int32(stop))).max())
+        return stop
+
+
 def train(cfg: TrainConfig) -> dict[str, float]:
-    """Trains until `cfg.train_steps`, resuming from MODEL_DIR; returns the last metrics."""
-    distributed.initialize(cfg.distributed)
-    mesh = partitioning.make_mesh(cfg.mesh)
-    check_microbatches(cfg, mesh)
-    tx, schedule = optimizers.make_optimizer(cfg.optimizer)
-    ckpt = checkpointing.Checkpointer(cfg.model_dir, cfg.checkpoint)
-    shard, num_shards = partitioning.data_layout(mesh, cfg.mesh.rules, cfg.data.batch_size)
-    with jax.set_mesh(mesh):
-        start = _restore_or_init(cfg, tx, mesh, ckpt)
-        step_fn = compile_train_step(cfg, tx, schedule, mesh, start.shardings)
-        data = BatchIterator(
-            cfg.data,
-            process_index=shard,
-            process_count=num_shards,
-            start_batch=start.batches_consumed,
-        )
+    """Trains until `cfg.train_steps`, resuming from MODEL_DIR; returns the last metrics
+    plus `step`, the step reached (less than `train_steps` if stopped by SIGTERM)."""
+    with StopSignal() as stop:
+        distributed.initialize(cfg.distributed)
+        mesh = partitioning.make_mesh(cfg.mesh)
+        check_microbatches(cfg, mesh)
+        tx, schedule = optimizers.make_optimizer(cfg.optimizer)
+        ckpt = checkpointing.Checkpointer(cfg.model_dir, cfg.checkpoint)
+        shard, num_shards = partitioning.data_layout(mesh, cfg.mesh.rules, cfg.data.batch_size)
         examples = None
-        if cfg.record_example_ids:
-            examples = ExampleLog(cfg, shard, num_shards, start.batches_consumed)
-        last = _loop(cfg, mesh, ckpt, start, step_fn, data, num_shards, examples)
-        ckpt.close()
-        if examples:
-            examples.close()
-    return last
-
-
-def _loop(cfg, mesh, ckpt, start: Start, step_fn, data, num_shards, examples) -> dict[str, float]:
-    """The step loop: train, log every `log_every`, checkpoint every `save_every` and last."""
-    meta = {"model": checkpointing.model_config_to_json(cfg.model), "data": repr(cfg.data)}
-    state, step = start.state, int(start.state.step)
-    if not start.resumed and cfg.checkpoint.save_initial and step < cfg.train_steps:
-        ckpt.save(step, state, data.state(), meta, force=True)
-    main = jax.process_index() == 0
-    writer = MetricWriter(cfg.model_dir, "train", enabled=main)
-    progress = Progress(cfg.train_steps, enabled=main and cfg.show_progress)
-    last: dict[str, float] = {}
-    window = None
-    while step < cfg.train_steps:
-        batch_np = next(data)
-        if window is None:
-            shapes = {k: (v.shape[0] * num_shards, *v.shape[1:]) for k, v in batch_np.items()}
-            window = Throughput(flops.batch_flops(cfg.model, shapes))
-        window.add(batch_np, num_shards)
-        if examples:
-            examples.add(step + 1, batch_np)
-        batch = partitioning.host_local_batch(mesh, cfg.mesh.rules, batch_np, num_shards)
-        state, metrics = step_fn(state, batch)
-        step += 1
-        if step % cfg.log_every == 0 or step == cfg.train_steps:
-            last = {k: float(v) for k, v in jax.device_get(metrics).items()}
-            last |= window.read_and_reset()
+        try:
+            with jax.set_mesh(mesh):
+                start = _restore_or_init(cfg, tx, mesh, ckpt)
+                step_fn = compile_train_step(cfg, tx, schedule, mesh, start.shardings)
+                data = BatchIterator(
+                    cfg.data,
+                    process_index=shard,
+                    process_count=num_shards,
+                    start_batch=start.batches_consumed,
+                )
+                if cfg.record_example_ids:
+                    examples = ExampleLog(cfg, shard, num_shards, start.batches_consumed)
+                loop = _Loop(cfg, mesh, ckpt, step_fn, data, num_shards, examples, stop)
+                return loop.run(start)
+        finally:
+            ckpt.close()
             if examples:
-                last |= examples.read_and_reset()
-            writer.write(step, last)
-            progress.update(step, last)
-        if step % cfg.checkpoint.save_every == 0 or step == cfg.train_steps:
-            ckpt.save(step, state, data.state(), meta, force=True)
-    progress.close()
-    writer.close()
-    return last
+                examples.close()
+
+
+class _Loop:
+    """The step loop: train, log every `log_every`, checkpoint every `save_every` and
+    last; stop cleanly on SIGTERM; handle non-finite steps (see the module docstring)."""
+
+    def __init__(self, cfg, mesh, ckpt, step_fn, data, num_shards, examples, stop) -> None:
+        self.cfg, self.mesh, self.ckpt, self.step_fn = cfg, mesh, ckpt, step_fn
+        self.data, self.num_shards, self.examples, self.stop = data, num_shards, examples, stop
+        self.meta = {"model": checkpointing.model_config_to_json(cfg.model), "data": repr(cfg.data)}
+        self.pending: tuple[int, dict] | None = None  # the newest step's unread metrics
+        self.saved_step = -1
+        self.skipped = 0
+
+    def save(self, step: int, state: TrainState) -> None:
+        self.check_pending()  # never save the state of a step not yet known to be finite
+        self.ckpt.save(step, state, self.data.state(), self.meta, force=True)
+        self.saved_step = step
+
+    def check_pending(self) -> None:
+        """Reads the newest step's non-finite flag (one step behind the device, so the
+        host does not wait every step) and stops or logs a skipped step."""
+        if self.pending is None:
+            return
+        step, metrics = self.pending
+        self.pending = None
+        if not float(metrics["nonfinite"]):
+            return
+        values = {k: float(metrics[k]) for k in ("loss", "grad_norm")}
+        if self.cfg.on_nonfinite == "skip":
+            self.skipped += 1
+            log.warning("step %d: non-finite loss or gradients %s; step skipped", step, values)
+            return
+        self.ckpt.wait()
+        good = self.ckpt.latest_step()
+        raise NonFiniteError(
+            f"step {step}: non-finite loss or gradients ({values}) in {self.cfg.model_dir}. "
+            f"Nothing from this step was saved; the newest checkpoint is step {good}. Lower "
+            f"the learning rate, check the data, or set TrainConfig.on_nonfinite='skip'."
+        )
+
+    def run(self, start: Start) -> dict[str, float]:
+        cfg = self.cfg
+        state, step = start.state, int(start.state.step)
+        if not start.resumed and cfg.checkpoint.save_initial and step < cfg.train_steps:
+            self.save(step, state)
+        main = jax.process_index() == 0
+        writer = MetricWriter(cfg.model_dir, "train", enabled=main)
+        progress = Progress(cfg.train_steps, enabled=main and cfg.show_progress)
+        last: dict[str, float] = {}
+        window = None
+        while step < cfg.train_steps and not self.stop.requested():
+            batch_np = next(self.data)
+            if window is None:
+                shapes = {
+                    k: (v.shape[0] * self.num_shards, *v.shape[1:]) for k, v in batch_np.items()
+                }
+                window = Throughput(flops.batch_flops(cfg.model, shapes))
+            window.add(batch_np, self.num_shards)
+            if self.examples:
+                self.examples.add(step + 1, batch_np)
+            batch = partitioning.host_local_batch(
+                self.mesh, cfg.mesh.rules, batch_np, self.num_shards
+            )
+            state, metrics = self.step_fn(state, batch)
+            self.check_pending()
+            step += 1
+            self.pending = (step, metrics)
+            if step % cfg.log_every == 0 or step == cfg.train_steps:
+                self.check_pending()
+                last = {k: float(v) for k, v in jax.device_get(metrics).items()}
+                last |= window.read_and_reset() | {"skipped_steps": float(self.skipped)}
+                if self.examples:
+                    last |= self.examples.read_and_reset()
+                writer.write(step, last)
+                progress.update(step, last)
+            if step % cfg.checkpoint.save_every == 0 or step == cfg.train_steps:
+                self.save(step, state)
+        self.check_pending()
+        progress.close()
+        writer.close()
+        if step < cfg.train_steps:
+            self.stopped(step, state)
+        return {**last, "step": step}
+
+    def stopped(self, step: int, state: TrainState) -> None:
+        """After a stop request: a checkpoint at this step (if not saved yet), complete."""
+        if self.saved_step != step:
+            self.save(step, state)
+        self.ckpt.wait()
+        log.warning(
+            "%s: stopped at step %d of %d; checkpoint saved in %s; rerun to resume",
+            self.stop.received or "stop requested on another process",
+            step,
+            self.cfg.train_steps,
+            self.ckpt.directory,
+        )

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 
 from flanjax import gin_launch
 
@@ -32,8 +33,23 @@ def run(args: argparse.Namespace) -> int:
         gin_launch.save_config(cfg.model_dir)
         with open(os.path.join(cfg.model_dir, "operative_config.gin"), "w") as f:
             f.write(gin_launch.operative_config())
-    last = trainer.train(cfg)
-    print(
-        f"flanjax train: done at step {cfg.train_steps}; loss {last.get('loss', float('nan')):.4f}"
-    )
+    from flanjax import checkpointing
+
+    try:
+        last = trainer.train(cfg)
+    except (
+        trainer.NonFiniteError,
+        checkpointing.CheckpointWriteError,
+        checkpointing.CorruptCheckpointError,
+    ) as e:  # a failed run, not bad input: exit 1 with the reason
+        print(f"flanjax train: error: {e}", file=sys.stderr)
+        return 1
+    loss = last.get("loss", float("nan"))
+    if last["step"] < cfg.train_steps:  # SIGTERM: checkpoint saved, exit 0
+        print(
+            f"flanjax train: stopped by a signal at step {last['step']} of {cfg.train_steps}; "
+            f"checkpoint saved in {cfg.model_dir}; rerun the same command to resume"
+        )
+        return 0
+    print(f"flanjax train: done at step {cfg.train_steps}; loss {loss:.4f}")
     return 0
