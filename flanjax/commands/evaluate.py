@@ -2,7 +2,8 @@
 
 One pass over the checkpoints selected by `EvalConfig.checkpoints`, or, with
 `EvalConfig.continuous=True`, a watcher that evaluates each checkpoint as
-training writes it (run it in its own process, e.g. on its own GPU).
+training writes it (run it in its own process, e.g. on its own GPU). With
+`BASELINE_CHECKPOINT_PATH` set, the initial checkpoint is evaluated first (once).
 """
 
 from __future__ import annotations
@@ -18,9 +19,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=run)
 
 
-def _print(result: dict) -> None:
+def _print(result: dict, name: str | None = None) -> None:
+    name = name or f"step {result['step']}"
     scores = ", ".join(f"{c} {v['mean']:.1f}" for c, v in result["clusters"].items())
-    print(f"flanjax eval: step {result['step']}: {scores}", flush=True)
+    print(f"flanjax eval: {name}: {scores}", flush=True)
+    for k, setting in result.get("few_shot", {}).items():
+        scores = ", ".join(f"{c} {v['mean']:.1f}" for c, v in setting["clusters"].items())
+        print(f"flanjax eval: {name} {k}-shot: {scores}", flush=True)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -29,6 +34,9 @@ def run(args: argparse.Namespace) -> int:
     from flanjax.evaluation import continuous, evaluator, report
 
     cfg = gin_launch.build(evaluator.EvalConfig)
+    baseline = evaluator.evaluate_baseline(cfg)  # once; the report's gain is over it
+    if baseline is not None:
+        _print(baseline, f"baseline {cfg.baseline_checkpoint_path}")
     if cfg.continuous:
         print(f"flanjax eval: watching {cfg.model_dir} for new checkpoints", flush=True)
         continuous.watch(cfg, on_result=_print)

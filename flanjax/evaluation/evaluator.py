@@ -2,13 +2,17 @@
 
 For each task of the evaluation mixture and each of its templates:
   * templates with answer choices: rank classification. Every choice is scored
-    by its log-likelihood given the inputs (the encoder runs once per example);
-    the prediction is the highest summed log-likelihood ("accuracy") or the
-    highest per-token mean ("accuracy_len_norm").
+    by its log-likelihood given the inputs (the encoder, or the decoder-only
+    prompt, runs once per example); the prediction is the highest summed
+    log-likelihood ("accuracy") or the highest per-token mean ("accuracy_len_norm").
   * other templates: greedy decoding, scored by the task's metric.
-Scores are aggregated per template, per task (mean over templates with std,
-min and max) and per cluster (mean over its tasks), and written per checkpoint
-to MODEL_DIR/eval/<mixture>/step_<N>.json; `report.py` turns those into a markdown table.
+Text is re-tokenized with the checkpoint's own vocabulary (`encoding.py`), so a
+Hugging Face decoder (SmolLM2) is evaluated on tasks registered with T5's.
+Every template runs zero-shot and, for each k in `EvalConfig.few_shot`, with k
+exemplars (`flanjax.data.few_shot`). Scores are aggregated per template, per task
+and per cluster (`aggregate.py`) and written per checkpoint to
+MODEL_DIR/eval/<mixture>/step_<N>.json; the initial checkpoint named by
+`baseline_checkpoint_path` goes to baseline.json; `report.py` compares them.
 """
 
 from __future__ import annotations
@@ -17,7 +21,6 @@ import dataclasses
 import json
 import logging
 import os
-import statistics
 from collections.abc import Mapping, Sequence
 
 import jax
@@ -26,22 +29,60 @@ import seqio
 from flax import nnx
 
 from flanjax import checkpointing, inference, partitioning, train_state
-from flanjax.data import registry
+from flanjax.data import few_shot, registry
 from flanjax.data.templates import RenderedExample, Template
+from flanjax.evaluation import aggregate
 from flanjax.evaluation import metrics as metrics_lib
+from flanjax.evaluation.encoding import Layout, TokenizedTemplate, resolve_vocabulary
 
 log = logging.getLogger(__name__)
+
+BASELINE = "baseline"
+TEMPLATE_SELECTIONS = ("task_metric", "all")
+_SAME_METRIC = {"exact_match": "accuracy"}
+# A decoder-only model that runs on past its answer starts a new exemplar here.
+DECODER_STOP = "\n\n"
 
 
 @dataclasses.dataclass(frozen=True)
 class EvalConfig:
+    """What `flanjax eval` evaluates, and how.
+
+    mixture_or_task_name: a task or mixture, or several joined by commas
+      ("flan.eval_entailment,flan.sst2").
+    max_examples_per_task: the first N records of each task's split (0: all).
+    split_fallbacks: tried in order for a task without `split` (TREC has only
+      train/test, GSM8K only train here); the split used is recorded per task.
+    vocabulary: None: MODEL_DIR/vocab/ when the checkpoint carries one (a
+      Hugging Face conversion), else each task's own; "task": the task's own; or
+      a spec ("byte", a .model file, a tokenizer.json or its folder).
+    prompt_separator: appended to decoder-only prompts before the answer, with
+      a Hugging Face tokenizer (see encoding.py).
+    few_shot: k values evaluated beside zero-shot (exemplars from the train
+      split, or from the evaluation split itself, never the query, without one).
+    templates: "task_metric" (default): the templates that pose the task itself,
+      as FLAN evaluates it: not inverted (inverted templates are training
+      augmentation), and rank-classified or scored by the task's own metric
+      (exact match counting as accuracy); "all": every template.
+    baseline_checkpoint_path: the initial (not instruction-tuned) checkpoint, a
+      MODEL_DIR or MODEL_DIR/checkpoints/<step> (the run's
+      INITIAL_CHECKPOINT_PATH); evaluated once, the report's gain is over it.
+    """
+
     model_dir: str
     mixture_or_task_name: str
     task_feature_lengths: Mapping[str, int]
     batch_size: int = 32
     split: str = "validation"
+    split_fallbacks: tuple[str, ...] = ("test", "train")
     max_examples_per_task: int = 0  # 0: all records
     checkpoints: str = "new"  # "new": not yet evaluated; "latest"; "all"
+    vocabulary: str | None = None
+    prompt_separator: str = "\n"
+    few_shot: tuple[int, ...] = ()
+    few_shot_seed: int = 0
+    templates: str = "task_metric"
+    baseline_checkpoint_path: str | None = None
     # Continuous mode: watch MODEL_DIR and evaluate each new checkpoint as it lands.
     continuous: bool = False
     poll_seconds: float = 10.0
@@ -51,6 +92,12 @@ class EvalConfig:
     def __post_init__(self) -> None:
         if self.checkpoints not in ("new", "latest", "all"):
             raise ValueError(f"EvalConfig.checkpoints {self.checkpoints!r}: use new, latest or all")
+        if self.templates not in TEMPLATE_SELECTIONS:
+            raise ValueError(f"EvalConfig.templates {self.templates!r}: use {TEMPLATE_SELECTIONS}")
+        if any(k < 1 for k in self.few_shot):
+            raise ValueError(f"EvalConfig.few_shot {self.few_shot}: every k must be >= 1")
+        if self.max_examples_per_task < 0:
+            raise ValueError(f"EvalConfig.max_examples_per_task {self.max_examples_per_task} < 0")
 
 
 def eval_dir(model_dir: str, mixture: str) -> str:
@@ -58,33 +105,55 @@ def eval_dir(model_dir: str, mixture: str) -> str:
     return os.path.join(model_dir, "eval", mixture)
 
 
-def results_path(model_dir: str, mixture: str, step: int) -> str:
-    return os.path.join(eval_dir(model_dir, mixture), f"step_{step}.json")
+def results_path(model_dir: str, mixture: str, step: int | str) -> str:
+    name = BASELINE if step == BASELINE else f"step_{step}"
+    return os.path.join(eval_dir(model_dir, mixture), f"{name}.json")
 
 
-class TokenizedTemplate:
-    """A template's rendered records as padded token arrays."""
+def task_names(name: str) -> list[str]:
+    """The flanjax tasks of one or more comma-separated tasks or mixtures, in order."""
+    names = [n.strip() for n in name.split(",") if n.strip()]
+    if not names:
+        raise ValueError("EvalConfig.mixture_or_task_name is empty")
+    return list(dict.fromkeys(t for n in names for t in registry.tasks_of(n)))
 
-    def __init__(self, examples: Sequence[RenderedExample], vocab: seqio.Vocabulary, lengths):
-        self.examples = examples
-        eos = vocab.eos_id
 
-        def ids(text: str, n: int) -> list[int]:
-            return list(vocab.encode(text))[: n - 1] + [eos]
+def eval_split(info: registry.TaskInfo, cfg: EvalConfig) -> str:
+    for split in (cfg.split, *cfg.split_fallbacks):
+        if split in info.num_examples:
+            return split
+    raise ValueError(
+        f"task {info.name!r} has none of the splits {[cfg.split, *cfg.split_fallbacks]} "
+        f"(it has {list(info.num_examples)}); set EvalConfig.split or split_fallbacks"
+    )
 
-        self.inputs = inference.pad_rows(
-            [ids(e.inputs, lengths["inputs"]) for e in examples], lengths["inputs"]
+
+def poses_task(template: Template, info: registry.TaskInfo) -> bool:
+    """The template asks the task's own question, scored like the task (see `templates`)."""
+    if template.inverted:
+        return False
+    same = _SAME_METRIC.get(template.metric, template.metric)
+    return template.has_choices or same == _SAME_METRIC.get(info.metric, info.metric)
+
+
+def eval_templates(info: registry.TaskInfo, cfg: EvalConfig) -> list[Template]:
+    if cfg.templates == "all":
+        return list(info.templates)
+    chosen = [t for t in info.templates if poses_task(t, info)]
+    if not chosen:
+        raise ValueError(
+            f"task {info.name!r}: no template poses the task with its metric {info.metric!r}; "
+            "set EvalConfig.templates = 'all'"
         )
-        self.num_choices = max((len(e.choices) for e in examples), default=0)
-        if self.num_choices:
-            rows, self.choice_mask = [], np.zeros((len(examples), self.num_choices), bool)
-            for i, e in enumerate(examples):
-                for c in range(self.num_choices):
-                    has = c < len(e.choices)
-                    self.choice_mask[i, c] = has
-                    rows.append(ids(e.choices[c], lengths["targets"]) if has else [])
-            self.choices = inference.pad_rows(rows, lengths["targets"])
-            self.choice_lengths = (self.choices != 0).sum(-1).reshape(len(examples), -1)
+    return chosen
+
+
+def _head(records: Sequence, n: int) -> list:
+    """The first n records (all if n is 0), reading no further when the source can."""
+    if not n:
+        return list(records)
+    head = getattr(records, "head", None)
+    return head(n) if head else list(records[:n])
 
 
 def _batches(n: int, batch_size: int):
@@ -104,35 +173,55 @@ def rank_classify(model: nnx.Module, tt: TokenizedTemplate, batch_size: int) -> 
     """Log-likelihoods [N, C] of every choice (-inf for padding choices)."""
     c, out = tt.num_choices, []
     for s, e in _batches(len(tt.examples), batch_size):
-        inputs = _pad_to(tt.inputs[s:e], batch_size)
-        choices = _pad_to(tt.choices[s * c : e * c], batch_size * c)
-        ll = np.asarray(inference.score_choices(model, inputs, choices, num_choices=c))
-        out.append(ll[: e - s])
-    ll = np.concatenate(out)
-    return np.where(tt.choice_mask, ll, -np.inf)
+        ll = inference.score_choices(
+            model,
+            _pad_to(tt.inputs[s:e], batch_size),
+            _pad_to(tt.choices[s * c : e * c], batch_size * c),
+            num_choices=c,
+            input_lengths_B=_pad_to(tt.input_lengths[s:e], batch_size),
+            choice_lengths_BC=_pad_to(tt.choice_lengths[s:e].reshape(-1), batch_size * c),
+        )
+        out.append(np.asarray(ll)[: e - s])
+    return np.where(tt.choice_mask, np.concatenate(out), -np.inf)
 
 
 def generate(
-    model: nnx.Module, tt: TokenizedTemplate, vocab, batch_size: int, max_length: int
+    model: nnx.Module, tt: TokenizedTemplate, layout: Layout, batch_size: int, max_length: int
 ) -> list[str]:
-    texts = []
+    """Greedy continuations, cut at EOS (and, decoder-only, at DECODER_STOP)."""
+    texts, eos = [], layout.eos_id
     for s, e in _batches(len(tt.examples), batch_size):
-        out = np.asarray(
-            inference.greedy_decode(model, _pad_to(tt.inputs[s:e], batch_size), max_length)
+        out = inference.greedy_decode(
+            model,
+            _pad_to(tt.inputs[s:e], batch_size),
+            max_length,
+            eos_id=eos,
+            input_lengths_B=_pad_to(tt.input_lengths[s:e], batch_size),
         )
-        for row in out[: e - s]:
-            ids = [int(t) for t in row if t != 0]
-            ids = ids[: ids.index(vocab.eos_id)] if vocab.eos_id in ids else ids
-            texts.append(vocab.decode(ids))
+        for row in np.asarray(out)[: e - s].tolist():
+            ids = row[: row.index(eos)] if eos in row else row
+            text = layout.vocab.decode([t for t in ids if t != 0])
+            texts.append(text if layout.encoder_decoder else _first_answer(text))
     return texts
 
 
-def evaluate_template(
-    model, task: registry.TaskInfo, template: Template, records, cfg: EvalConfig
+def _first_answer(text: str) -> str:
+    return text.lstrip().split(DECODER_STOP)[0].strip()
+
+
+def score_template(
+    model: nnx.Module,
+    examples: Sequence[RenderedExample],
+    template: Template,
+    metric: str,
+    layout: Layout,
+    cfg: EvalConfig,
+    where: str = "?",
 ) -> dict:
-    examples = [template.render(r, task=task.name) for r in records]
-    vocab = seqio.get_mixture_or_task(task.name).output_features["targets"].vocabulary
-    tt = TokenizedTemplate(examples, vocab, cfg.task_feature_lengths)
+    """One template's scores on its rendered examples."""
+    tt = TokenizedTemplate(
+        examples, layout, cfg.task_feature_lengths, where=where, vocab_size=model.cfg.vocab_size
+    )
     targets = [e.targets for e in examples]
     if template.has_choices:
         ll = rank_classify(model, tt, cfg.batch_size)
@@ -146,47 +235,93 @@ def evaluate_template(
         primary = "accuracy"
     else:
         predictions = generate(
-            model, tt, vocab, cfg.batch_size, cfg.task_feature_lengths["targets"]
+            model, tt, layout, cfg.batch_size, cfg.task_feature_lengths["targets"]
         )
-        scores = metrics_lib.get_metric(template.metric or task.metric)(targets, predictions)
+        scores = metrics_lib.get_metric(metric)(targets, predictions)
         primary = next(iter(scores))
     return {
         "score": scores[primary],
         "metric": primary,
         "metrics": scores,
         "num_examples": len(examples),
+        "num_truncated": tt.num_truncated,
     }
 
 
-def _spread(values: list[float]) -> dict[str, float]:
-    return {
-        "mean": statistics.fmean(values),
-        "std": statistics.pstdev(values) if len(values) > 1 else 0.0,
-        "min": min(values),
-        "max": max(values),
-    }
+def render(
+    info: registry.TaskInfo,
+    template: Template,
+    records: Sequence[Mapping],
+    k: int,
+    pool: Sequence[Mapping],
+    layout: Layout,
+    cfg: EvalConfig,
+) -> tuple[Template, list[RenderedExample]]:
+    """(template, examples) zero-shot (k = 0), or with k exemplars drawn from `pool`
+    (as many as fit the inputs length in the model's tokens)."""
+    if not k:
+        return template, [template.render(r, task=info.name) for r in records]
+    fs = few_shot.FewShotConfig(
+        k=k, seed=cfg.few_shot_seed, max_input_length=cfg.task_feature_lengths["inputs"]
+    )
+
+    def length(text: str) -> int:
+        return len(layout.encode(text, "")[0])
+
+    shots = [few_shot.render_few_shot(template, r, pool, fs, length, info.name) for r in records]
+    return few_shot.few_shot_template(template, k), [s.example for s in shots]
 
 
-def evaluate_model(model: nnx.Module, cfg: EvalConfig) -> dict:
-    """Scores per template, per task and per cluster for one model."""
-    tasks, clusters = {}, {}
-    for name in registry.tasks_of(cfg.mixture_or_task_name):
+def task_layout(
+    info: registry.TaskInfo, model: nnx.Module, vocab: seqio.Vocabulary | None, cfg: EvalConfig
+) -> Layout:
+    """How `model` sees this task's text: `vocab`, or the task's own when None."""
+    if vocab is None:
+        vocab = seqio.get_mixture_or_task(info.name).output_features["targets"].vocabulary
+    return Layout(vocab, inference.is_encoder_decoder(model), cfg.prompt_separator)
+
+
+def evaluate_task(
+    model: nnx.Module, info: registry.TaskInfo, layout: Layout, cfg: EvalConfig
+) -> tuple[dict[int, dict[str, dict]], dict[str, str]]:
+    """({k: {template id: scores}} for k = 0 and every few-shot k, split info)."""
+    split = eval_split(info, cfg)
+    records = _head(info.records(split), cfg.max_examples_per_task)
+    pool_split = "train" if "train" in info.num_examples else split
+    pool = list(info.records(pool_split)) if cfg.few_shot else []
+    out: dict[int, dict[str, dict]] = {}
+    for k in (0, *cfg.few_shot):
+        out[k] = {}
+        for template in eval_templates(info, cfg):
+            shown, examples = render(info, template, records, k, pool, layout, cfg)
+            where = f"task {info.name!r}, template {shown.id!r}"
+            metric = template.metric or info.metric
+            out[k][shown.id] = score_template(model, examples, shown, metric, layout, cfg, where)
+            log.info("%s: %s %.2f", where, out[k][shown.id]["metric"], out[k][shown.id]["score"])
+    extra = {"split": split, **({"exemplar_split": pool_split} if cfg.few_shot else {})}
+    return out, extra
+
+
+def evaluate_model(
+    model: nnx.Module, cfg: EvalConfig, vocab: seqio.Vocabulary | None = None
+) -> dict:
+    """Scores per template, per task and per cluster for one model, zero-shot at the
+    top level and each few-shot setting under "few_shot"; `vocab` None: each task's."""
+    per_k: dict[int, dict[str, dict]] = {k: {} for k in (0, *cfg.few_shot)}
+    clusters, extras = {}, {}
+    for name in task_names(cfg.mixture_or_task_name):
         info = registry.get_task_info(name)
-        records = list(info.records(cfg.split))
-        if cfg.max_examples_per_task:
-            records = records[: cfg.max_examples_per_task]
-        per_template = {
-            t.id: evaluate_template(model, info, t, records, cfg) for t in info.templates
+        layout = task_layout(info, model, vocab, cfg)
+        scores, extras[name] = evaluate_task(model, info, layout, cfg)
+        clusters[name] = info.cluster
+        for k, templates in scores.items():
+            per_k[k][name] = templates
+    result = aggregate.aggregate(per_k[0], clusters, extras)
+    if cfg.few_shot:
+        result["few_shot"] = {
+            str(k): aggregate.aggregate(per_k[k], clusters, extras) for k in cfg.few_shot
         }
-        spread = _spread([r["score"] for r in per_template.values()])
-        tasks[name] = {"cluster": info.cluster, "templates": per_template, **spread}
-        clusters.setdefault(info.cluster, []).append(spread["mean"])
-    return {
-        "tasks": tasks,
-        "clusters": {
-            c: {"mean": statistics.fmean(v), "num_tasks": len(v)} for c, v in clusters.items()
-        },
-    }
+    return result
 
 
 def load_model(
@@ -226,15 +361,48 @@ def steps_to_evaluate(cfg: EvalConfig) -> list[int]:
     return steps
 
 
-def evaluate_checkpoint(cfg: EvalConfig, step: int) -> dict:
-    """Evaluates one checkpoint and writes MODEL_DIR/eval/step_<step>.json."""
-    model, mesh = load_model(cfg.model_dir, step)
+def _evaluate_saved(cfg: EvalConfig, model_dir: str, step: int, vocab_dir: str) -> dict:
+    vocab = resolve_vocabulary(cfg.vocabulary, vocab_dir)
+    model, mesh = load_model(model_dir, step)
     with jax.set_mesh(mesh):
-        result = {"step": step, "mixture": cfg.mixture_or_task_name, "split": cfg.split,
-                  **evaluate_model(model, cfg)}  # fmt: skip
-    path = results_path(cfg.model_dir, cfg.mixture_or_task_name, step)
+        result = evaluate_model(model, cfg, vocab)
+    return {
+        "step": step,
+        "mixture": cfg.mixture_or_task_name,
+        "split": cfg.split,
+        "vocabulary": "task" if vocab is None else repr(vocab),
+        "few_shot_k": list(cfg.few_shot),
+        **result,
+    }
+
+
+def _write(path: str, result: dict) -> None:
     os.makedirs(os.path.dirname(path), exist_ok=True)
     with open(path + ".tmp", "w") as f:
         json.dump(result, f, indent=1)
     os.replace(path + ".tmp", path)  # never a half-written result
+
+
+def evaluate_checkpoint(cfg: EvalConfig, step: int) -> dict:
+    """Evaluates one checkpoint and writes MODEL_DIR/eval/<mixture>/step_<step>.json."""
+    result = _evaluate_saved(cfg, cfg.model_dir, step, cfg.model_dir)
+    _write(results_path(cfg.model_dir, cfg.mixture_or_task_name, step), result)
+    return result
+
+
+def evaluate_baseline(cfg: EvalConfig) -> dict | None:
+    """Evaluates `cfg.baseline_checkpoint_path` once into baseline.json (None if unset;
+    the stored result if already done). Its vocabulary is its own MODEL_DIR's, else
+    the evaluated MODEL_DIR's."""
+    if not cfg.baseline_checkpoint_path:
+        return None
+    path = results_path(cfg.model_dir, cfg.mixture_or_task_name, BASELINE)
+    if os.path.exists(path):
+        with open(path) as f:
+            return json.load(f)
+    model_dir, step = checkpointing.locate_checkpoint(cfg.baseline_checkpoint_path)
+    has_vocab = os.path.isdir(os.path.join(model_dir, "vocab"))
+    result = _evaluate_saved(cfg, model_dir, step, model_dir if has_vocab else cfg.model_dir)
+    result["baseline"] = os.path.abspath(cfg.baseline_checkpoint_path)
+    _write(path, result)
     return result
