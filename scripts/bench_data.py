@@ -4,10 +4,11 @@
 For each feature-length pair, feature converter and packed/unpacked setting,
 builds the real `BatchIterator` (seqio: rendering, SentencePiece tokenization,
 mixture sampling, packing) and reads `--batches` batches of `--batch_size`
-rows after one warm-up batch. Reports, per setting: the non-padding fraction
+rows after `--warmup_examples` examples of warm-up (graph tracing, every
+task's shuffle buffer). Reports, per setting: the non-padding fraction
 of all model positions (inputs and targets; for decoder-only converters the one
 concatenated sequence), examples per row, examples/s and non-padding tokens/s
-on this machine, and the time to build the pipeline. Prints a markdown table
+on this machine, and the time to build and warm the pipeline. Prints a markdown table
 and, with --json, writes one JSON object per setting.
 
     .venv/bin/python scripts/bench_data.py --mixture flan.all \\
@@ -57,7 +58,9 @@ def run_one(mixture: str, lengths: tuple[int, int], converter: str, pack: bool, 
     )
     t0 = time.perf_counter()
     it = BatchIterator(cfg)
-    next(it)  # warm-up: graph tracing and the first shuffle buffers
+    warm = 0
+    while warm < args.warmup_examples:  # graph tracing, every task's first shuffle buffer
+        warm += batch_counts(next(it))[0]
     build_s = time.perf_counter() - t0
     examples = real = total = 0
     t1 = time.perf_counter()
@@ -88,6 +91,8 @@ def parse_args() -> argparse.Namespace:
     p.add_argument("--batch_size", type=int, default=32)
     p.add_argument("--batches", type=int, default=20)
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--warmup_examples", type=int, default=2000,
+                   help="examples read before timing (fills the shuffle buffers)")  # fmt: skip
     p.add_argument("--unpacked", action=argparse.BooleanOptionalAction, default=True,
                    help="also measure unpacked rows")  # fmt: skip
     p.add_argument("--json", help="write one JSON object per setting to this file")
