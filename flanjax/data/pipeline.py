@@ -46,6 +46,8 @@ class DataConfig:
                 f"DataConfig.feature_converter {self.feature_converter!r}: "
                 f"use one of {sorted(FEATURE_CONVERTERS)}"
             )
+        if not isinstance(self.task_feature_lengths, Mapping):
+            return  # a gin placeholder for a value still to be set: reported by gin_launch
         needed = ("targets",) if self.feature_converter == "lm" else ("inputs", "targets")
         lengths = dict(self.task_feature_lengths)
         missing = [k for k in needed if k not in lengths]
@@ -55,7 +57,7 @@ class DataConfig:
                 f"DataConfig.task_feature_lengths {lengths}: the {self.feature_converter!r} "
                 f"converter needs positive integer lengths for {list(needed)}"
             )
-        if self.batch_size < 1:
+        if isinstance(self.batch_size, int) and self.batch_size < 1:
             raise ValueError(f"DataConfig.batch_size must be >= 1, got {self.batch_size}")
 
 
