@@ -112,10 +112,11 @@ def test_unknown_task_mixture_or_model_config(capsys):
 
 
 def test_feature_lengths_too_small_truncate_and_never_drop():
-    with pytest.raises(ValueError, match=r"needs positive integer lengths for \['inputs', 't"):
+    message = "every length must be a positive integer"
+    with pytest.raises(ValueError, match=r"\{'inputs': 0, 'targets': 8\}: every .* " + message):
         DataConfig("builtin.addition", {"inputs": 0, "targets": 8}, batch_size=8)
-    with pytest.raises(ValueError, match=r"'enc_dec' converter needs .* \['inputs', 'targets'\]"):
-        DataConfig("builtin.addition", {"targets": 8}, batch_size=8)
+    with pytest.raises(ValueError, match="every converter needs a 'targets' length"):
+        DataConfig("builtin.addition", {"inputs": 8}, batch_size=8)
     cfg = DataConfig(
         "builtin.addition", {"inputs": 4, "targets": 8}, batch_size=8,
         split="validation", pack=False, shuffle=False,

@@ -48,14 +48,12 @@ class DataConfig:
             )
         if not isinstance(self.task_feature_lengths, Mapping):
             return  # a gin placeholder for a value still to be set: reported by gin_launch
-        needed = ("targets",) if self.feature_converter == "lm" else ("inputs", "targets")
         lengths = dict(self.task_feature_lengths)
-        missing = [k for k in needed if k not in lengths]
         bad = {k: v for k, v in lengths.items() if not isinstance(v, int) or v < 1}
-        if missing or bad:
+        if "targets" not in lengths or bad:
             raise ValueError(
-                f"DataConfig.task_feature_lengths {lengths}: the {self.feature_converter!r} "
-                f"converter needs positive integer lengths for {list(needed)}"
+                f"DataConfig.task_feature_lengths {lengths}: every converter needs a "
+                "'targets' length, and every length must be a positive integer"
             )
         if isinstance(self.batch_size, int) and self.batch_size < 1:
             raise ValueError(f"DataConfig.batch_size must be >= 1, got {self.batch_size}")
