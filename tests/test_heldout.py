@@ -109,8 +109,8 @@ def test_registered_flan_mixtures_follow_the_rules(shared_data):
 def leaky_tasks():
     """Two training tasks in cluster "strings" built from held-out evaluation records.
 
-    `leak.copy`: builtin.parity's validation records (the first of each number,
-    ids kept) through its own templates: exact copies. `leak.passages`:
+    `leak.copy`: builtin.parity's validation records (the first of each number)
+    under new ids, through its own templates: exact copies. `leak.passages`:
     builtin.passage_where's validation passages inside a new instruction (an
     n-gram match, never a whole-input one).
     """
@@ -121,7 +121,8 @@ def leaky_tasks():
         return [{**r, "id": f"{prefix}/train/{i}"} for i, r in enumerate(records)]
 
     seen: set[int] = set()
-    copies = [r for r in parity.records("validation") if not (r["n"] in seen or seen.add(r["n"]))]
+    firsts = [r for r in parity.records("validation") if not (r["n"] in seen or seen.add(r["n"]))]
+    copies = relabel(firsts, "leak_copy")
     passages = relabel(where.records("validation"), "leak_passages")
     vocab = seqio.ByteVocabulary()
     registry.register_templated_task(
@@ -162,7 +163,7 @@ def test_a_contaminated_mixture_is_refused(leaky_tasks):
         "held-out cluster 'comparison':\n  training task 'leak.copy': 156 rendered examples "
         "(52 records) contain 52 evaluation records of 'builtin.parity' (156 exact, 0 by 13-gram)"
     )
-    assert "first: training 'leak.copy' template 't0' record 'parity/validation/0' matches " in msg
+    assert "first: training 'leak.copy' template 't0' record 'leak_copy/train/0' matches " in msg
     assert "evaluation 'builtin.parity' template 't0' record 'parity/validation/0'" in msg
     assert "leak.train_without_comparison" not in seqio.MixtureRegistry.names()  # refused
 

@@ -359,7 +359,9 @@ def rendered_inputs(
     """Every record of `splits` (those the task has) through every template of `task`.
 
     A template that cannot render a record (a promptsource branch it does not
-    cover) is skipped for that record.
+    cover) is skipped for that record. Records are rendered under an empty id:
+    the option style (and few-shot draw) then depends on the template alone, so
+    a record copied into another task under another id renders identically.
     """
     info = registry.get_task_info(task)
     for split in splits:
@@ -370,7 +372,7 @@ def rendered_inputs(
         for rec in records:
             for t in info.templates:
                 try:
-                    ex = t.render(rec, task=task)
+                    ex = t.render({**rec, "id": ""}, task=task)
                 except TemplateError:
                     continue
                 yield Rendered(task, t.id, str(rec.get("id", "")), ex.inputs)
