@@ -76,6 +76,8 @@ def test_packed_single_task_by_hand(toy_mixture):
     assert st.nonpadding == pytest.approx((20 + 8) / 40)
     assert st.nonpadding_by_feature == pytest.approx({"inputs": 20 / 32, "targets": 1.0})
     assert st.unpacked_nonpadding == pytest.approx(14 / 40)
+    # Targets bind: 4 / 8 per example against 10 / 32 of inputs, so at best (10 + 4) / (0.5 x 40).
+    assert st.packing_bound == pytest.approx(0.7)
     assert st.tasks[0].epochs == pytest.approx(80 / 300)
 
 
@@ -88,6 +90,7 @@ def test_decoder_only_packing_by_hand(toy_mixture):
     assert st.nonpadding == pytest.approx(42 / 48)
     assert st.nonpadding_by_feature == pytest.approx({"sequence": 42 / 48})
     assert st.unpacked_nonpadding == pytest.approx(14 / 48)
+    assert st.packing_bound == 1.0
     # Encoder-decoder: 3 inputs of 10 fill 30 of 32, so 3 a row there too, but 12 of 16 targets.
     enc_dec = stats.mixture_stats("stats.a", 10, 4, lengths, draws=3000)
     assert enc_dec.nonpadding == pytest.approx((30 + 12) / 48)

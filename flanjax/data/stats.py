@@ -137,6 +137,22 @@ class MixtureStats:
     def tokens(self) -> float:
         return sum(t.tokens for t in self.tasks)
 
+    @property
+    def packing_bound(self) -> float:
+        """The non-padding no packer can beat at these lengths (mean example lengths).
+
+        Encoder-decoder rows fill their inputs and targets together: with mean
+        lengths a and b, rows >= examples * max(a / inputs, b / targets), so a
+        mixture whose a : b differs from the lengths' ratio leaves one feature
+        part empty. One decoder-only sequence has no such bound (1.0).
+        """
+        if self.converter != "enc_dec":
+            return 1.0
+        a = sum(t.proportion * t.inputs_tokens for t in self.tasks)
+        b = sum(t.proportion * t.targets_tokens for t in self.tasks)
+        li, lt = self.feature_lengths["inputs"], self.feature_lengths["targets"]
+        return (a + b) / (max(a / li, b / lt) * (li + lt))
+
     def by_type(self) -> dict[str, tuple[float, float]]:
         """Template type -> (expected examples, expected tokens), over all tasks."""
         out: dict[str, list[float]] = {}
@@ -253,7 +269,7 @@ def format_stats(st: MixtureStats) -> str:
         f"expected examples {st.examples:,.0f} ({st.examples_per_row:.2f} per row), "
         f"tokens {st.tokens:,.0f} (non-padding)",
         f"non-padding ({st.converter}) {st.nonpadding:.1%} ({by_feature}); unpacked "
-        f"{st.unpacked_nonpadding:.1%}",
+        f"{st.unpacked_nonpadding:.1%}; no packer can beat {st.packing_bound:.1%} here",
         "",
         f"{'task':32s} {'share':>7s} {'examples':>11s} {'epochs':>7s} {'tokens':>13s} "
         f"{'in/ex':>6s} {'tg/ex':>6s} {'trunc in':>8s} {'trunc tg':>8s}",
