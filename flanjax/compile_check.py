@@ -396,7 +396,7 @@ def measure(lowered: Any, target: Target, cfg: CheckConfig, analytic_flops: floa
     out["bytes_accessed_per_device"] = bytes_accessed
     out["collectives"] = hlo_analysis.collective_stats(compiled.as_text())
     out["roofline"] = _roofline(dev_flops, bytes_accessed, analytic_flops, target)
-    if "optimal_seconds" in cost:
+    if float(cost.get("optimal_seconds", -1.0)) > 0:  # libtpu reports -1 (none) for some programs
         out["roofline"]["compiler_estimate_s"] = float(cost["optimal_seconds"])
     return out
 
