@@ -89,3 +89,12 @@ def test_causal_factor_halves_only_the_score_term():
     attention = 12 * LLAMA.num_layers * LLAMA.num_heads * LLAMA.head_dim * 1024
     np.testing.assert_allclose(full - half, attention / 2)
     assert full - attention == 6 * flops.decoder_matmul_params(LLAMA)
+
+
+def test_mfu_from_the_device_peak():
+    class FakeDevice:
+        device_kind = "NVIDIA H100 80GB HBM3"
+
+    assert flops.peak_flops(FakeDevice()) == 989e12
+    assert flops.mfu(989e12, FakeDevice()) == pytest.approx(1 / jax.device_count())
+    assert flops.mfu(1e12) is None  # CPU: no known peak

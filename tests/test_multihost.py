@@ -194,3 +194,28 @@ def test_checkpoint_written_by_both_processes(runs):
 
 def _steps(model_dir: pathlib.Path) -> list[int]:
     return sorted(int(p.name) for p in (model_dir / "checkpoints").iterdir() if p.name.isdigit())
+
+
+def test_metrics_logged_with_task_counts_summed_over_processes(runs):
+    """Issue 5's metrics are in every row; the per-task example counts are the global
+    batch's (both processes' examples), matching the example-id records."""
+    rows = _rows(runs["full"] / "train_metrics.jsonl")
+    expected = {
+        "loss",
+        "accuracy",
+        "z_loss",
+        "grad_norm",
+        "learning_rate",
+        "tokens_per_sec",
+        "nonpadding_fraction",
+        "model_tflops_per_sec",
+    }  # no "mfu" on CPU: no known peak (tests/test_flops.py checks it)
+    ids = [_rows(runs["full"] / "example_ids" / f"process_{i}.jsonl") for i in range(2)]
+    for row in rows:
+        assert expected <= set(row), sorted(expected - set(row))
+        per_task = {k: v for k, v in row.items() if k.startswith("task_examples/")}
+        assert set(per_task) == {"task_examples/builtin.addition",
+                                 "task_examples/builtin.reverse_word"}  # fmt: skip
+        in_batch = sum(len(p[row["step"] - 1]["ids"]) for p in ids)
+        assert sum(per_task.values()) == in_batch
+        assert 0 < row["nonpadding_fraction"] <= 1
