@@ -25,6 +25,8 @@ def record(cfg: evaluator.EvalConfig, step: int) -> dict:
     result = evaluator.evaluate_checkpoint(cfg, step)
     scalars = {f"cluster/{c}": v["mean"] for c, v in result["clusters"].items()}
     scalars |= {f"task/{t}": v["mean"] for t, v in result["tasks"].items()}
+    for k, setting in result.get("few_shot", {}).items():
+        scalars |= {f"cluster_{k}shot/{c}": v["mean"] for c, v in setting["clusters"].items()}
     writer = MetricWriter(cfg.model_dir, f"eval_{cfg.mixture_or_task_name}")
     writer.write(step, scalars)
     writer.close()
