@@ -42,6 +42,10 @@ class DistributedConfig:
     process_id: int | None = None
     local_device_ids: tuple[int, ...] | None = None  # devices this process uses
     initialization_timeout: int = 300  # seconds to wait for every process
+    # A process that misses heartbeats this long is declared dead and every other
+    # process exits non-zero (instead of hanging in a collective).
+    heartbeat_timeout: int = 100
+    shutdown_timeout: int = 300  # seconds the final barrier waits at exit
 
     def __post_init__(self) -> None:
         if self.mode not in MODES:
@@ -103,7 +107,11 @@ def resolve(cfg: DistributedConfig, env: Mapping[str, str] | None = None) -> dic
     }
     if cfg.local_device_ids is not None:
         explicit["local_device_ids"] = list(cfg.local_device_ids)
-    timeout = {"initialization_timeout": cfg.initialization_timeout}
+    timeout = {
+        "initialization_timeout": cfg.initialization_timeout,
+        "heartbeat_timeout_seconds": cfg.heartbeat_timeout,
+        "shutdown_timeout_seconds": cfg.shutdown_timeout,
+    }
     if explicit["coordinator_address"]:
         return {**explicit, **timeout}
     slurm = _slurm(env)
