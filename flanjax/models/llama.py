@@ -153,13 +153,10 @@ class Attention(nnx.Module):
             y_BxTxHxK = y_BxTxHxK + b_HxK[...].astype(dt)
         return constrain(y_BxTxHxK, ("act_batch", "act_length", heads_axis, "act_kv"))
 
-    def __call__(
-        self,
-        x_BxTxD: jax.Array,
-        mask_BxTxT: jax.Array,
-        cos_BxTxK: jax.Array,
-        sin_BxTxK: jax.Array,
-    ) -> jax.Array:
+    def _qkv(
+        self, x_BxTxD: jax.Array, cos_BxTxK: jax.Array, sin_BxTxK: jax.Array
+    ) -> tuple[jax.Array, jax.Array, jax.Array]:
+        """Queries BxTxHxK and keys, values BxTxGxK, RoPE applied to queries and keys."""
         bias = self.qkv_bias
         q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
         k_BxTxGxK = self._project(
@@ -170,6 +167,16 @@ class Attention(nnx.Module):
         )
         q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
         k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
+        return q_BxTxHxK, k_BxTxGxK, v_BxTxGxK
+
+    def __call__(
+        self,
+        x_BxTxD: jax.Array,
+        mask_BxTxT: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+    ) -> jax.Array:
+        q_BxTxHxK, k_BxTxGxK, v_BxTxGxK = self._qkv(x_BxTxD, cos_BxTxK, sin_BxTxK)
         o_BxTxHxK = layers.dot_attention(
             q_BxTxHxK, k_BxTxGxK, v_BxTxGxK, mask_BxTxT, scale=self.scale, impl=self.impl
         )
@@ -188,16 +195,7 @@ class Attention(nnx.Module):
         """T new tokens against a KV cache {"k", "v"}, each BxSxGxK: their keys and
         values are written at `positions_BxT` (per row), then the queries attend to
         the whole cache under `mask_BxTxS`. Same projections as `__call__`."""
-        bias = self.qkv_bias
-        q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
-        k_BxTxGxK = self._project(
-            x_BxTxD, self.key, self.key_bias if bias else None, "act_kv_heads"
-        )
-        v_BxTxGxK = self._project(
-            x_BxTxD, self.value, self.value_bias if bias else None, "act_kv_heads"
-        )
-        q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
-        k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
+        q_BxTxHxK, k_BxTxGxK, v_BxTxGxK = self._qkv(x_BxTxD, cos_BxTxK, sin_BxTxK)
         rows_Bx1 = jnp.arange(x_BxTxD.shape[0])[:, None]
         dt = cache["k"].dtype
         k_BxSxGxK = cache["k"].at[rows_Bx1, positions_BxT].set(k_BxTxGxK.astype(dt))

@@ -93,18 +93,8 @@ class Attention(nnx.Module):
         mask_BxTxS: jax.Array,
         bias_HxTxS: jax.Array | None = None,
     ) -> jax.Array:
-        dt = x_BxTxD.dtype
-        act = ("act_batch", "act_length", "act_heads", "act_kv")
-        q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
-        k_BxSxHxK = constrain(jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt)), act)
-        v_BxSxHxK = constrain(
-            jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
-        )
-        o_BxTxHxK = layers.dot_attention(
-            q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, impl=self.impl
-        )
-        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
-        return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+        k_BxSxHxK, v_BxSxHxK = self.project_kv(kv_BxSxD)
+        return self.attend(x_BxTxD, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
 
     def project_kv(self, kv_BxSxD: jax.Array) -> tuple[jax.Array, jax.Array]:
         """Keys and values BxSxHxK of a source, as `__call__` computes them."""
@@ -124,7 +114,8 @@ class Attention(nnx.Module):
         mask_BxTxS: jax.Array,
         bias_HxTxS: jax.Array | None = None,
     ) -> jax.Array:
-        """`__call__` with precomputed keys and values (a KV cache)."""
+        """Queries of `x_BxTxD` against given keys and values (`project_kv`'s, or a
+        KV cache), through the output projection."""
         dt = x_BxTxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
         q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
