@@ -263,11 +263,15 @@ def _barrier(name: str) -> None:
 RUNTIME_FIELDS = frozenset({"dtype", "dropout_rate", "remat_policy", "attention_impl"})
 
 
-def check_same_model(meta: dict, cfg: ModelConfig, directory: str) -> None:
+def check_same_model(
+    meta: dict, cfg: ModelConfig, directory: str, also_free: frozenset[str] = frozenset()
+) -> None:
     """Refuses a checkpoint written by a model of a different architecture.
 
     Compute-only fields (`RUNTIME_FIELDS`: compute dtype, dropout, remat) may
-    differ; fields missing from an older checkpoint count as their defaults.
+    differ, and `also_free` ones (an initial checkpoint may differ in
+    `scan_layers`: its parameters are restacked); fields missing from an older
+    checkpoint count as their defaults.
     """
     saved = meta.get("model")
     if not saved:
@@ -278,7 +282,7 @@ def check_same_model(meta: dict, cfg: ModelConfig, directory: str) -> None:
     diff = {
         k: (saved_cfg.get(k), v)
         for k, v in dataclasses.asdict(cfg).items()
-        if k not in RUNTIME_FIELDS and saved_cfg.get(k) != v
+        if k not in RUNTIME_FIELDS | also_free and saved_cfg.get(k) != v
     }
     if diff:
         raise ValueError(

@@ -52,6 +52,7 @@ DEFAULT_RULES: Rules = (
     ("kv_heads", "tensor"),
     ("kv", None),
     ("relpos_buckets", None),
+    ("layers", None),  # the stacked dimension of scanned layers (models/layer_stack.py)
     # activations
     ("act_batch", BATCH_AXES),
     ("act_length", None),

@@ -19,8 +19,8 @@ from flax import nnx
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
-from flanjax import partitioning
-from flanjax.models import ModelConfig, create_model
+from flanjax import models, partitioning
+from flanjax.models import ModelConfig, create_model, layer_stack
 from flanjax.train_step import TrainState
 
 
@@ -89,6 +89,21 @@ def _init_params(cfg: ModelConfig, seed: int) -> nnx.State:
 
 def abstract_params(cfg: ModelConfig) -> nnx.State:
     return jax.eval_shape(functools.partial(_init_params, cfg, 0))
+
+
+def restack(params: nnx.State, cfg: ModelConfig) -> nnx.State:
+    """`params`, in either layer layout, in the layout of `cfg` (`scan_layers`:
+    stacked or one subtree per layer; models/layer_stack.py)."""
+    pure = params.to_pure_dict()
+    names = models.layer_stacks(cfg)
+    stacked = not all(isinstance(k, int) for k in pure[names[0]])
+    if cfg.scan_layers and not stacked:
+        pure = layer_stack.stack_params(pure, names)
+    elif stacked and not cfg.scan_layers:
+        pure = layer_stack.unstack_params(pure, names)
+    out = abstract_params(cfg)
+    nnx.replace_by_pure_dict(out, pure)
+    return out
 
 
 def param_shardings(abs_params: nnx.State, mesh: Mesh, rules: partitioning.Rules) -> Any:

@@ -106,14 +106,28 @@ class Start:
     resumed: bool
 
 
-def _from_initial_checkpoint(cfg: TrainConfig, tx, abstract, shardings) -> TrainState:
-    """Parameters from `cfg.initial_checkpoint_path`, fresh optimizer state."""
+def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) -> TrainState:
+    """Parameters from `cfg.initial_checkpoint_path`, fresh optimizer state. A
+    checkpoint in the other layer layout (`scan_layers`) is restored in its own
+    layout, sharded by the same rules, and restacked on the devices."""
     model_dir, step = checkpointing.locate_checkpoint(cfg.initial_checkpoint_path)
     src = checkpointing.Checkpointer(model_dir, read_only=True)
     meta = src.read_meta(step)
-    checkpointing.check_same_model(meta, cfg.model, f"{model_dir} (initial checkpoint)")
-    target = train_state.with_shardings(abstract.params, shardings.params)
-    params = src.restore_params(step, target)
+    where = f"{model_dir} (initial checkpoint)"
+    checkpointing.check_same_model(meta, cfg.model, where, also_free=frozenset({"scan_layers"}))
+    saved_scan = bool(meta.get("model", {}).get("scan_layers", False))
+    if saved_scan == cfg.model.scan_layers:
+        params = src.restore_params(
+            step, train_state.with_shardings(abstract.params, shardings.params)
+        )
+    else:
+        src_cfg = dataclasses.replace(cfg.model, scan_layers=saved_scan)
+        src_abs = train_state.abstract_params(src_cfg)
+        src_shardings = train_state.param_shardings(src_abs, mesh, cfg.mesh.rules)
+        params = src.restore_params(step, train_state.with_shardings(src_abs, src_shardings))
+        restack = functools.partial(train_state.restack, cfg=cfg.model)
+        params = jax.jit(restack, out_shardings=shardings.params)(params)
+        log.info("restacked %s's layers for scan_layers=%s", where, cfg.model.scan_layers)
     src.close()
     start = int(meta.get("step", step))
     log.info("initialized parameters from %s step %d", model_dir, start)
@@ -136,7 +150,7 @@ def _restore_or_init(cfg: TrainConfig, tx, mesh, ckpt: checkpointing.Checkpointe
         state = TrainState(step, params, opt_state)
         return Start(state, shardings, int(data_state["batches_consumed"]), True)
     if cfg.initial_checkpoint_path:
-        state = _from_initial_checkpoint(cfg, tx, abstract, shardings)
+        state = _from_initial_checkpoint(cfg, tx, mesh, abstract, shardings)
         return Start(state, shardings, 0, False)
     state, shardings = train_state.init_state(cfg.model, tx, mesh, rules, cfg.seed)
     return Start(state, shardings, 0, False)

@@ -70,6 +70,16 @@ def test_t5_tiny_on_v5e(tmp_path, capsys):
     assert report["score_step"]["num_choices"] == 4
 
 
+def test_scanned_t5_on_v6e_says_what_its_flops_cover(tmp_path, capsys):
+    """Scanned layers compile for the TPU too; the report says that the compiler's
+    FLOPs count each layer loop once (2 of the tiny model's 4 layers here)."""
+    argv = [*T5_TINY, "--gin.T5Config.scan_layers=True", "--topology=v6e:2x2"]
+    rc, report = _check(tmp_path, [*argv, "--no_score_step"])
+    assert rc == 0 and report["verdict"] == "FITS" and report["scanned_layers"] is True
+    assert "count each layer loop's body once" in capsys.readouterr().out
+    assert report["train_step"]["flops"]["compiler_vs_analytic"] < -0.2
+
+
 def test_llama_tiny_on_v4_megacore(tmp_path):
     argv = [*LLAMA_TINY, "--gin.MeshConfig.tensor=2", "--topology=v4-8"]  # v4:2x2x1
     rc, report = _check(tmp_path, argv)

@@ -153,8 +153,15 @@ def _max_diff(a: np.ndarray, b: np.ndarray) -> float:
     return float(np.abs(a - b).max())
 
 
-@pytest.mark.parametrize("name", list(CASES))
-def test_from_hf_parity_and_round_trip(name: str, tmp_path: Path) -> None:
+SCANNED = ("llama_gqa_tied_headdim", "t5_v1_1_small")  # also converted with scan_layers
+
+
+@pytest.mark.parametrize(
+    "name,scan_layers", [(n, False) for n in CASES] + [(n, True) for n in SCANNED]
+)
+def test_from_hf_parity_and_round_trip(name: str, scan_layers: bool, tmp_path: Path) -> None:
+    """With scan_layers the MODEL_DIR holds stacked layers (N x ... per parameter)
+    and the export unstacks them."""
     case = CASES[name]
     torch.manual_seed(0)
     reference = case.build().eval()
@@ -163,8 +170,14 @@ def test_from_hf_parity_and_round_trip(name: str, tmp_path: Path) -> None:
     assert np.abs(expected).max() > 1.0  # logits large enough for the tolerance to bite
     reference.save_pretrained(tmp_path / "hf")
 
-    convert_from_hf(str(tmp_path / "hf"), str(tmp_path / "model_dir"))
+    cfg = convert_from_hf(
+        str(tmp_path / "hf"), str(tmp_path / "model_dir"), scan_layers=scan_layers
+    )
     model, _ = evaluator.load_model(str(tmp_path / "model_dir"), 0)
+    assert model.cfg.scan_layers == cfg.scan_layers == scan_layers
+    if scan_layers:  # one stacked module, each parameter N x ...
+        n = cfg.num_layers if isinstance(cfg, DecoderConfig) else cfg.num_decoder_layers
+        assert model.decoder_layers.mlp_norm.scale.shape == (n, cfg.d_model)
     from_hf = _max_diff(flanjax_logits(model, ids), expected)
     print(f"{name}: max |flanjax - transformers| = {from_hf:.2e}")
     assert from_hf <= FROM_HF_ATOL

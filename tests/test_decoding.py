@@ -27,6 +27,8 @@ FAMILIES = {
     "t5_tied_relu": dataclasses.replace(TINY_T5, tie_embeddings=True, mlp_activation="relu"),
     "decoder": TINY_DECODER,
     "prefix_lm": dataclasses.replace(TINY_DECODER, attention="prefix"),
+    "t5_scanned": dataclasses.replace(TINY_T5, scan_layers=True),
+    "prefix_lm_scanned": dataclasses.replace(TINY_DECODER, attention="prefix", scan_layers=True),
 }  # fmt: skip
 
 

@@ -201,6 +201,31 @@ def test_initialization_from_a_converted_model_dir(tmp_path, reference):
         trainer.train(other)
 
 
+def test_scanned_run_from_an_unscanned_checkpoint_follows_the_reference(tmp_path, reference):
+    """scan_layers=True on fsdp=2 x tensor=4, initialized from a checkpoint in the
+    unrolled layout (restacked on the devices): the 1-device unrolled run's losses."""
+    losses, init = reference
+    hf.save_params_checkpoint(str(tmp_path / "converted"), MODEL, init.params)
+    cfg = _config(
+        tmp_path,
+        model=dataclasses.replace(MODEL, scan_layers=True),
+        train_steps=3,
+        mesh=partitioning.MeshConfig(data=1, fsdp=2, tensor=4),
+        initial_checkpoint_path=str(tmp_path / "converted"),
+    )
+    trainer.train(cfg)
+    got = _losses_by_step(cfg.model_dir)
+    np.testing.assert_allclose([got[s] for s in (1, 2, 3)], losses[:3], rtol=1e-5)
+    tx, _ = optimizers.make_optimizer(cfg.optimizer)
+    abstract = train_state.abstract_state(cfg.model, tx)
+    (params, _), _, _ = checkpointing.Checkpointer(cfg.model_dir, read_only=True).restore(
+        0, abstract
+    )
+    stacked = params["decoder_layers"]["mlp"]["wi_0"][...]
+    assert stacked.shape == (1, 32, 64)
+    np.testing.assert_array_equal(stacked[0], init.params["decoder_layers"][0]["mlp"]["wi_0"][...])
+
+
 def test_model_config_check_ignores_compute_fields():
     meta = {"model": checkpointing.model_config_to_json(MODEL)}
     fast = dataclasses.replace(MODEL, dtype="bfloat16", remat_policy="full", dropout_rate=0.1)

@@ -1,4 +1,5 @@
-"""`flanjax convert --from hf|--to hf --src DIR --dst DIR [--step N] [--param_dtype D]`."""
+"""`flanjax convert --from hf|--to hf --src DIR --dst DIR [--step N] [--param_dtype D]
+[--scan_layers]`."""
 
 from __future__ import annotations
 
@@ -34,6 +35,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument(
         "--param_dtype", default="float32", help="with --from: dtype of the converted parameters"
     )
+    p.add_argument(
+        "--scan_layers",
+        action="store_true",
+        help="with --from: write the stacked-layer layout (models run by jax.lax.scan)",
+    )
     p.add_argument("--debug", action="store_true", help="full tracebacks on errors")
     p.set_defaults(func=run)
 
@@ -44,7 +50,9 @@ def run(args: argparse.Namespace) -> int:
     if args.from_format:
         if args.step is not None:
             raise ValueError("--step goes with --to hf (which checkpoint to export)")
-        cfg = hf.convert_from_hf(args.src, args.dst, param_dtype=args.param_dtype)
+        cfg = hf.convert_from_hf(
+            args.src, args.dst, param_dtype=args.param_dtype, scan_layers=args.scan_layers
+        )
         print(f"wrote {args.dst} (checkpoint 0, {type(cfg).__name__})")
     else:
         hf.convert_to_hf(args.src, args.dst, step=args.step)

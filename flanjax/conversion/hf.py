@@ -366,7 +366,11 @@ def _path_str(path: tuple) -> str:
 
 
 def params_from_hf(reader: SafetensorsReader, cfg: ModelConfig) -> Any:
-    """The model's parameter state (an nnx.State of arrays) from HF tensors."""
+    """The model's parameter state (an nnx.State of arrays) from HF tensors; with
+    `scan_layers`, the layers' tensors stacked (models/layer_stack.py)."""
+    if cfg.scan_layers:
+        flat = params_from_hf(reader, dataclasses.replace(cfg, scan_layers=False))
+        return train_state.restack(flat, cfg)
     rules = {r.path: r for r in param_rules(cfg)}
     names = reader.names()
     used = {r.hf if r.hf in names or not r.alt else r.alt for r in rules.values()}
@@ -394,6 +398,9 @@ def params_from_hf(reader: SafetensorsReader, cfg: ModelConfig) -> Any:
 
 def params_to_hf(params: Any, cfg: ModelConfig) -> dict[str, np.ndarray]:
     """HF tensors (name -> array) from the model's parameter state."""
+    if cfg.scan_layers:
+        cfg = dataclasses.replace(cfg, scan_layers=False)
+        params = train_state.restack(params, cfg)
     rules = {r.path: r for r in param_rules(cfg)}
     flat = {_path_str(p): np.asarray(v) for p, v in jax.tree_util.tree_flatten_with_path(params)[0]}
     if set(flat) != set(rules):
@@ -448,12 +455,15 @@ def _copy_files(src_dir: str, dst_dir: str, names: tuple[str, ...]) -> list[str]
 
 
 # --- public API ---------------------------------------------------------------------
-def convert_from_hf(src_dir: str, dst_dir: str, *, param_dtype: str = "float32") -> ModelConfig:
+def convert_from_hf(
+    src_dir: str, dst_dir: str, *, param_dtype: str = "float32", scan_layers: bool = False
+) -> ModelConfig:
     """Converts a Hugging Face folder (config.json, safetensors, tokenizer) into a
-    flanjax MODEL_DIR whose checkpoint 0 `evaluator.load_model` loads."""
+    flanjax MODEL_DIR whose checkpoint 0 `evaluator.load_model` loads; with
+    `scan_layers`, in the stacked-layer layout."""
     _refuse_existing(dst_dir)
     hf = read_json(os.path.join(src_dir, "config.json"))
-    cfg = config_from_hf(hf, param_dtype)
+    cfg = dataclasses.replace(config_from_hf(hf, param_dtype), scan_layers=scan_layers)
     params = params_from_hf(SafetensorsReader(src_dir), cfg)
     save_params_checkpoint(dst_dir, cfg, params)
     with open(os.path.join(dst_dir, SOURCE_CONFIG), "w") as f:

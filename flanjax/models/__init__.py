@@ -17,3 +17,12 @@ def create_model(config: ModelConfig, rngs: nnx.Rngs) -> EncoderDecoder | Decode
     if isinstance(config, DecoderConfig):
         return Decoder(config, rngs=rngs)
     raise ValueError(f"unknown model config type {type(config).__name__}")
+
+
+def layer_stacks(config: ModelConfig) -> tuple[str, ...]:
+    """The model's attributes holding a stack of layers (models/layer_stack.py)."""
+    return (
+        ("encoder_layers", "decoder_layers")
+        if isinstance(config, T5Config)
+        else ("decoder_layers",)
+    )

@@ -29,7 +29,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layers, remat
+from flanjax.models import layer_stack, layers, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.partitioning import constrain
 
@@ -57,6 +57,7 @@ class DecoderConfig:
     param_dtype: str = "float32"
     remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
     attention_impl: str = "xla"  # xla | fused | cudnn (layers.dot_attention)
+    scan_layers: bool = False  # stacked layers run by jax.lax.scan (models/layer_stack.py)
 
     def __post_init__(self) -> None:
         remat.check(self.remat_policy, "DecoderConfig")
@@ -278,17 +279,13 @@ class Decoder(nnx.Module):
         # the initial logits (normalized states times the table) are O(1).
         embed_std = d**-0.5 if cfg.tie_embeddings else 1.0
         self.embedding = param(rngs, normal(embed_std), (v, d), ("vocab", "embed"), pd)
-        self.decoder_layers = nnx.List(
-            [DecoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_layers)]
+        self.decoder_layers = layer_stack.build(
+            lambda r: DecoderLayer(cfg, rngs=r), cfg.num_layers, cfg.scan_layers, rngs
         )
         self.final_norm = RMSNorm(d, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
         if not cfg.tie_embeddings:
             self.lm_head = param(rngs, normal(d**-0.5), (d, v), ("embed", "vocab"), pd)
         self.dropout = nnx.Dropout(cfg.dropout_rate)
-
-    def _layer(self, layer: nnx.Module):
-        """The layer's call, rematerialized in the backward pass if configured."""
-        return remat.wrap(layer, self.cfg.remat_policy)
 
     def _logits(self, x_BxTxD: jax.Array) -> jax.Array:
         if self.cfg.tie_embeddings:
@@ -321,8 +318,8 @@ class Decoder(nnx.Module):
         x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
         x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
         x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
-        for layer in self.decoder_layers:
-            x_BxTxD = self._layer(layer)(x_BxTxD, mask_BxTxT, cos_BxTxK, sin_BxTxK, rngs)
+        args = (mask_BxTxT, cos_BxTxK, sin_BxTxK)
+        x_BxTxD = layer_stack.run(self.decoder_layers, x_BxTxD, args, rngs, self.cfg.remat_policy)
         x_BxTxD = self.final_norm(x_BxTxD)
         x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
         return self._logits(x_BxTxD)
@@ -332,7 +329,10 @@ class Decoder(nnx.Module):
         """An empty KV cache: per layer {"k", "v"}, each B x length x G x K."""
         shape = (batch, length, self.cfg.num_kv_heads, self.cfg.head_dim)
         dt = jnp.dtype(self.cfg.dtype)
-        return [{"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)} for _ in self.decoder_layers]
+        return [
+            {"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)}
+            for _ in range(layer_stack.num_layers(self.decoder_layers))
+        ]
 
     def decode_step(
         self,
@@ -360,7 +360,7 @@ class Decoder(nnx.Module):
         x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
         x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
         new_cache = []
-        for layer, layer_cache in zip(self.decoder_layers, cache, strict=True):
+        for layer, layer_cache in zip(layer_stack.layers(self.decoder_layers), cache, strict=True):
             x_BxTxD, layer_cache = layer.cached(
                 x_BxTxD, mask_BxTxS, cos_BxTxK, sin_BxTxK, positions_BxT, layer_cache
             )

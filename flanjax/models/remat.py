@@ -34,3 +34,10 @@ def wrap(layer: nnx.Module, policy: str) -> Callable:
         return layer
     fn = nnx.remat(type(layer).__call__, static_argnums=(), policy=POLICIES[policy])
     return lambda *args: fn(layer, *args)
+
+
+def checkpoint(fn: Callable, policy: str) -> Callable:
+    """A pure function (a scan body) rematerialized in the backward pass under `policy`."""
+    if policy == "none":
+        return fn
+    return jax.checkpoint(fn, policy=POLICIES[policy], prevent_cse=False)

@@ -21,7 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layers, remat
+from flanjax.models import layer_stack, layers, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.partitioning import constrain
 
@@ -47,6 +47,7 @@ class T5Config:
     param_dtype: str = "float32"
     remat_policy: str = "none"  # none | full | dots | dots_no_batch (models/remat.py)
     attention_impl: str = "xla"  # xla | fused | cudnn (layers.dot_attention)
+    scan_layers: bool = False  # stacked layers run by jax.lax.scan (models/layer_stack.py)
 
     def __post_init__(self) -> None:
         remat.check(self.remat_policy, "T5Config")
@@ -232,11 +233,11 @@ class EncoderDecoder(nnx.Module):
         self.token_embed = layers.Embed(cfg.vocab_size, cfg.d_model, param_dtype=pd, rngs=rngs)
         self.encoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
         self.decoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
-        self.encoder_layers = nnx.List(
-            [EncoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_encoder_layers)]
+        self.encoder_layers = layer_stack.build(
+            lambda r: EncoderLayer(cfg, rngs=r), cfg.num_encoder_layers, cfg.scan_layers, rngs
         )
-        self.decoder_layers = nnx.List(
-            [DecoderLayer(cfg, rngs=rngs) for _ in range(cfg.num_decoder_layers)]
+        self.decoder_layers = layer_stack.build(
+            lambda r: DecoderLayer(cfg, rngs=r), cfg.num_decoder_layers, cfg.scan_layers, rngs
         )
         self.encoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
         self.decoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
@@ -258,10 +259,6 @@ class EncoderDecoder(nnx.Module):
         onehot_TxSxN = jax.nn.one_hot(bucket_TxS, table_NxH.shape[0], dtype=table_NxH.dtype)
         return jnp.einsum("tsn,nh->hts", onehot_TxSxN, table_NxH)
 
-    def _layer(self, layer: nnx.Module):
-        """The layer's call, rematerialized in the backward pass if configured."""
-        return remat.wrap(layer, self.cfg.remat_policy)
-
     def encode(
         self,
         tokens_BxL: jax.Array,
@@ -276,8 +273,9 @@ class EncoderDecoder(nnx.Module):
         x_BxLxD = self.dropout(x_BxLxD, deterministic=rngs is None, rngs=rngs)
         mask_BxLxL = layers.segment_mask(segments_BxL, segments_BxL)
         bias_HxLxL = self._bias(self.encoder_rel_bias[...], length, length, True)
-        for layer in self.encoder_layers:
-            x_BxLxD = self._layer(layer)(x_BxLxD, mask_BxLxL, bias_HxLxL, rngs)
+        x_BxLxD = layer_stack.run(
+            self.encoder_layers, x_BxLxD, (mask_BxLxL, bias_HxLxL), rngs, self.cfg.remat_policy
+        )
         x_BxLxD = self.encoder_norm(x_BxLxD)
         return self.dropout(x_BxLxD, deterministic=rngs is None, rngs=rngs)
 
@@ -300,10 +298,8 @@ class EncoderDecoder(nnx.Module):
         ) & layers.causal_mask(t)
         cross_mask_BxTxL = layers.segment_mask(dec_segments_BxT, enc_segments_BxL)
         bias_HxTxT = self._bias(self.decoder_rel_bias[...], t, t, False)
-        for layer in self.decoder_layers:
-            y_BxTxD = self._layer(layer)(
-                y_BxTxD, encoded_BxLxD, self_mask_BxTxT, cross_mask_BxTxL, bias_HxTxT, rngs
-            )
+        args = (encoded_BxLxD, self_mask_BxTxT, cross_mask_BxTxL, bias_HxTxT)
+        y_BxTxD = layer_stack.run(self.decoder_layers, y_BxTxD, args, rngs, self.cfg.remat_policy)
         y_BxTxD = self.decoder_norm(y_BxTxD)
         y_BxTxD = self.dropout(y_BxTxD, deterministic=rngs is None, rngs=rngs)
         if self.cfg.tie_embeddings:
@@ -341,7 +337,7 @@ class EncoderDecoder(nnx.Module):
         shape = (b, length, self.cfg.num_heads, k)
         dt = jnp.dtype(self.cfg.dtype)
         layer_caches = []
-        for layer in self.decoder_layers:
+        for layer in layer_stack.layers(self.decoder_layers):
             cross_k, cross_v = layer.cross_attn.project_kv(encoded_BxLxD)
             kv = {"k": jnp.zeros(shape, dt), "v": jnp.zeros(shape, dt)}
             layer_caches.append({**kv, "cross_k": cross_k, "cross_v": cross_v})
@@ -370,7 +366,9 @@ class EncoderDecoder(nnx.Module):
         bias_HxTxS = jnp.take(self.decoder_rel_bias[...], bucket_TxS, axis=0).transpose(2, 0, 1)
         y_BxTxD = self.token_embed(dec_tokens_BxT, jnp.dtype(self.cfg.dtype))
         new_layers = []
-        for layer, layer_cache in zip(self.decoder_layers, cache["layers"], strict=True):
+        for layer, layer_cache in zip(
+            layer_stack.layers(self.decoder_layers), cache["layers"], strict=True
+        ):
             y_BxTxD, layer_cache = layer.cached(
                 y_BxTxD, index, layer_cache, self_mask_BxTxS, cross_mask_BxTxL, bias_HxTxS
             )
