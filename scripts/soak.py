@@ -42,12 +42,7 @@ import time
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = [
     "--gin_file=runs/quickstart.gin",
-    "--gin.T5Config.d_model=32",
-    "--gin.T5Config.num_heads=2",
-    "--gin.T5Config.head_dim=16",
-    "--gin.T5Config.d_ff=64",
-    "--gin.T5Config.num_encoder_layers=1",
-    "--gin.T5Config.num_decoder_layers=1",
+    "--gin_file=models/t5_micro.gin",
     "--gin.BATCH_SIZE=8",
     "--gin.TASK_FEATURE_LENGTHS={'inputs': 64, 'targets': 16}",
     "--gin.CheckpointConfig.save_every=2",

@@ -9,12 +9,7 @@ import pytest
 from flanjax import cli
 
 TINY = [
-    "--gin.T5Config.d_model=32",
-    "--gin.T5Config.num_heads=2",
-    "--gin.T5Config.head_dim=16",
-    "--gin.T5Config.d_ff=64",
-    "--gin.T5Config.num_encoder_layers=1",
-    "--gin.T5Config.num_decoder_layers=1",
+    "--gin_file=models/t5_micro.gin",
     "--gin.TRAIN_STEPS=4",
     "--gin.BATCH_SIZE=8",
     "--gin.TASK_FEATURE_LENGTHS={'inputs': 128, 'targets': 16}",
