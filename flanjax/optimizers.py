@@ -22,7 +22,8 @@ class OptimizerConfig:
       (to 0 at `decay_steps`); every schedule warms up linearly over
       `warmup_steps` first ("rsqrt" is flat during warm-up, as in T5).
     freeze: regular expressions searched in each parameter's path (its module
-      names joined by "/", e.g. "encoder_layers/0/attn/query"); matching
+      names joined by "/", e.g. "encoder_layers/0/attn/query"; with scan_layers
+      one path holds every layer: "encoder_layers/attn/query"); matching
       parameters get no updates (and no optimizer state), and are left out of
       gradient clipping's global norm.
     """
