@@ -3,12 +3,15 @@
 from __future__ import annotations
 
 import dataclasses
+import itertools
 import re
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import optax
+
+from flanjax.models import layer_stack
 
 
 @dataclasses.dataclass(frozen=True)
@@ -73,7 +76,11 @@ def make_optimizer(cfg: OptimizerConfig) -> tuple[optax.GradientTransformation, 
             clipping_threshold=1.0,
             momentum=None,
         )
-    else:
+        # Per layer in a scanned stack, as T5X treats the stacked axis: Adafactor's
+        # parameter scale and update clipping take RMS norms over a whole tensor.
+        per_stack = {name: per_layer(tx) for name in layer_stack.STACK_NAMES}
+        tx = optax.multi_transform({"tensor": tx, **per_stack}, stack_labels)
+    else:  # elementwise: a stacked tensor updates as its layers would
         tx = optax.adamw(schedule, b1=cfg.b1, b2=cfg.b2, weight_decay=cfg.weight_decay)
     if cfg.grad_clip_norm > 0:
         tx = optax.chain(optax.clip_by_global_norm(cfg.grad_clip_norm), tx)
@@ -81,6 +88,37 @@ def make_optimizer(cfg: OptimizerConfig) -> tuple[optax.GradientTransformation, 
         labels = lambda params: freeze_labels(params, cfg.freeze)  # noqa: E731
         tx = optax.multi_transform({"train": tx, "frozen": optax.set_to_zero()}, labels)
     return tx, schedule
+
+
+def stack_labels(params: Any) -> Any:
+    """The stack's name for the parameters of a scanned layer stack (models/layer_stack.py:
+    under the stack's name with no layer index after it), "tensor" for the others.
+    Each stack is its own group: stacks differ in depth."""
+
+    def label(kp: tuple, _: Any) -> str:
+        keys = [k.key for k in kp if isinstance(k, jax.tree_util.DictKey)]
+        for name, nxt in itertools.pairwise(keys):
+            if name in layer_stack.STACK_NAMES:
+                return "tensor" if isinstance(nxt, int) else name
+        return "tensor"
+
+    return jax.tree_util.tree_map_with_path(label, params)
+
+
+def per_layer(inner: optax.GradientTransformation) -> optax.GradientTransformation:
+    """`inner` applied to each layer's slice of stacked parameters (vmapped over the
+    leading axis), so a scanned model updates as its unrolled twin. Parameters
+    without a stack (nothing to vmap over) go to `inner` as they are."""
+
+    def init(params: Any) -> Any:
+        return jax.vmap(inner.init)(params) if jax.tree.leaves(params) else inner.init(params)
+
+    def update(updates: Any, state: Any, params: Any = None) -> tuple[Any, Any]:
+        if not jax.tree.leaves(updates):
+            return inner.update(updates, state, params)
+        return jax.vmap(inner.update)(updates, state, params)
+
+    return optax.GradientTransformation(init, update)
 
 
 def param_path(key_path: tuple) -> str:

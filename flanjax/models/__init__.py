@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from flax import nnx
 
+from flanjax.models import layer_stack
 from flanjax.models.llama import Decoder, DecoderConfig
 from flanjax.models.t5 import EncoderDecoder, T5Config
 
@@ -21,8 +22,6 @@ def create_model(config: ModelConfig, rngs: nnx.Rngs) -> EncoderDecoder | Decode
 
 def layer_stacks(config: ModelConfig) -> tuple[str, ...]:
     """The model's attributes holding a stack of layers (models/layer_stack.py)."""
-    return (
-        ("encoder_layers", "decoder_layers")
-        if isinstance(config, T5Config)
-        else ("decoder_layers",)
-    )
+    if isinstance(config, T5Config):
+        return layer_stack.STACK_NAMES
+    return ("decoder_layers",)

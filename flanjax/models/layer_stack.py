@@ -29,6 +29,7 @@ from flax import nnx
 from flanjax.models import remat
 
 LAYERS_AXIS = "layers"  # logical axis of the stacked dimension (partitioning rules)
+STACK_NAMES = ("encoder_layers", "decoder_layers")  # the models' stack attributes
 
 
 def build(make: Callable[[nnx.Rngs], nnx.Module], n: int, scan: bool, rngs: nnx.Rngs):
