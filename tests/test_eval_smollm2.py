@@ -10,7 +10,6 @@ the same prompt. Skips when the SmolLM2 folder (scripts/prepare_smollm2.py) or
 
 from __future__ import annotations
 
-import os
 import shutil
 import time
 from pathlib import Path
@@ -27,11 +26,6 @@ from flanjax.evaluation import encoding, evaluator
 
 pytestmark = pytest.mark.slow
 
-SMOLLM2_DIR = Path(
-    os.environ.get(
-        "FLANJAX_SMOLLM2_DIR", Path.home() / ".cache" / "flanjax" / "smollm2-135m-instruct"
-    )
-)
 TASKS = ("flan.rte", "flan.cb", "flan.sst2", "flan.trec")
 NUM_EXAMPLES, NUM_TEMPLATES = 4, 2
 LENGTHS = {"inputs": 256, "targets": 16}
@@ -39,10 +33,8 @@ ATOL = 2e-3
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory: pytest.TempPathFactory):
+def smollm2(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path):
     """(model, MODEL_DIR holding the converted vocabulary, tokenizer, reference model)."""
-    if not (SMOLLM2_DIR / "config.json").exists():
-        pytest.skip(f"{SMOLLM2_DIR} is absent: prepare it with scripts/prepare_smollm2.py")
     import torch
     import transformers
 
@@ -51,17 +43,17 @@ def smollm2(tmp_path_factory: pytest.TempPathFactory):
     missing = [t for t in TASKS if t not in registry.task_infos()]
     if missing:
         pytest.skip(f"flan tasks not registered (no ../shared/data?): {missing}")
-    cfg = hf.config_from_hf(hf.read_json(str(SMOLLM2_DIR / "config.json")))
-    params = hf.params_from_hf(hf.SafetensorsReader(str(SMOLLM2_DIR)), cfg)
+    cfg = hf.config_from_hf(hf.read_json(str(smollm2_dir / "config.json")))
+    params = hf.params_from_hf(hf.SafetensorsReader(str(smollm2_dir)), cfg)
     with nnx.use_eager_sharding(False):
         model = nnx.merge(train_state.graphdef_of(cfg, partitioning.DEFAULT_RULES), params)
     # A MODEL_DIR's vocab/ as `flanjax convert --from hf` leaves it (no checkpoint needed).
     model_dir = tmp_path_factory.mktemp("smollm2")
     (model_dir / "vocab").mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json"):
-        shutil.copyfile(SMOLLM2_DIR / name, model_dir / "vocab" / name)
-    tokenizer = transformers.AutoTokenizer.from_pretrained(SMOLLM2_DIR)
-    reference = transformers.AutoModelForCausalLM.from_pretrained(SMOLLM2_DIR, dtype=torch.float32)
+        shutil.copyfile(smollm2_dir / name, model_dir / "vocab" / name)
+    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
     return model, str(model_dir), tokenizer, reference.eval()
 
 

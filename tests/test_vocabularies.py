@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import shutil
 from pathlib import Path
 
@@ -14,11 +13,6 @@ import tensorflow as tf
 from flanjax.data import vocabularies
 from flanjax.data.vocabularies import HfTokenizerVocabulary
 
-SMOLLM2_DIR = Path(
-    os.environ.get(
-        "FLANJAX_SMOLLM2_DIR", Path.home() / ".cache" / "flanjax" / "smollm2-135m-instruct"
-    )
-)
 TEXTS = (
     "The capital of France is Paris.",
     "def fibonacci(n):\n    return n if n < 2 else fibonacci(n - 1) + fibonacci(n - 2)",
@@ -26,16 +20,6 @@ TEXTS = (
     "<|im_start|>user\nName three colors.<|im_end|>\n",
     "Question: 17 + 25 = ? Answer: 42",
 )
-
-
-@pytest.fixture(scope="module")
-def smollm2_dir() -> Path:
-    if not (SMOLLM2_DIR / "tokenizer.json").exists():
-        pytest.skip(
-            f"{SMOLLM2_DIR} is absent: prepare it with scripts/prepare_smollm2.py "
-            "(or set FLANJAX_SMOLLM2_DIR)"
-        )
-    return SMOLLM2_DIR
 
 
 def test_smollm2_ids_match_transformers(smollm2_dir: Path) -> None:
