@@ -35,6 +35,7 @@ CONVERT = [
     "accelerate==1.15.0",
 ]
 TPU = ["jax[tpu]==0.10.2", "libtpu==0.0.42.1"]  # also AOT compile-checks on CPU-only hosts
+GPU = ["jax[cuda12]==0.10.2", "jax-cuda12-plugin[with-cuda]==0.10.2", "jax-cuda12-pjrt==0.10.2"]
 
 setuptools.setup(
     name="flanjax",
@@ -47,6 +48,12 @@ setuptools.setup(
     package_dir={"flanjax.tasks": "tasks", "flanjax.gin_configs": "gin_configs"},
     package_data={"flanjax.gin_configs": ["*.gin", "*/*.gin"]},
     install_requires=CORE,
-    extras_require={"test": TEST, "convert": CONVERT, "tpu": TPU, "all": TEST + CONVERT + TPU},
+    extras_require={
+        "test": TEST,
+        "convert": CONVERT,
+        "tpu": TPU,
+        "gpu": GPU,  # CUDA 12 wheels; not in "all" (CPU-only hosts)
+        "all": TEST + CONVERT + TPU,
+    },
     entry_points={"console_scripts": ["flanjax=flanjax.cli:main"]},
 )
