@@ -33,6 +33,7 @@ CONVERT = [
     "tokenizers==0.23.3",
     "gguf==0.19.0",
     "accelerate==1.15.0",
+    "peft==0.21.2",  # LoRA adapter export (flanjax/conversion/peft.py)
 ]
 TPU = ["jax[tpu]==0.10.2", "libtpu==0.0.42.1"]  # also AOT compile-checks on CPU-only hosts
 GPU = ["jax[cuda12]==0.10.2", "jax-cuda12-plugin[with-cuda]==0.10.2", "jax-cuda12-pjrt==0.10.2"]

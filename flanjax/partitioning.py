@@ -12,10 +12,11 @@ parameters are all-gathered per layer), `tensor` (heads / MLP / vocabulary
 sharding). The batch is split over replica x data x fsdp.
 
 Parameter axes: vocab, embed, mlp, heads, kv_heads (key/value heads of grouped-
-query attention), kv (head dim), relpos_buckets. Activation axes carry an
-`act_` prefix (act_batch, act_length, act_embed, ...) so that a parameter axis
-and an activation axis can map to different mesh axes (e.g. FSDP shards
-parameters' `embed` while activations shard `act_batch`).
+query attention), kv (head dim), relpos_buckets, layers (scanned stacks),
+lora_rank (LoRA adapters, replicated). Activation axes carry an `act_` prefix
+(act_batch, act_length, act_embed, ...) so that a parameter axis and an activation
+axis can map to different mesh axes (e.g. FSDP shards parameters' `embed` while
+activations shard `act_batch`).
 
 Parameters whose dimension does not divide by its mesh axes (SmolLM2's 9 query
 and 3 key/value heads on tensor=2) keep that dimension replicated
@@ -53,6 +54,7 @@ DEFAULT_RULES: Rules = (
     ("kv", None),
     ("relpos_buckets", None),
     ("layers", None),  # the stacked dimension of scanned layers (models/layer_stack.py)
+    ("lora_rank", None),  # LoRA adapters' rank dimension (models/lora.py)
     # activations
     ("act_batch", BATCH_AXES),
     ("act_length", None),

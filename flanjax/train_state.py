@@ -20,7 +20,7 @@ from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from flanjax import models, partitioning
-from flanjax.models import ModelConfig, create_model, layer_stack
+from flanjax.models import LoraConfig, ModelConfig, create_model, layer_stack
 from flanjax.train_step import TrainState
 
 
@@ -81,14 +81,15 @@ def state_shardings(abs_state: TrainState, mesh: Mesh, rules: partitioning.Rules
     )
 
 
-def _init_params(cfg: ModelConfig, seed: int) -> nnx.State:
+def _init_params(cfg: ModelConfig, seed: int, lora_cfg: LoraConfig | None = None) -> nnx.State:
     with nnx.use_eager_sharding(False):
-        model = create_model(cfg, nnx.Rngs(params=seed))
+        model = create_model(cfg, nnx.Rngs(params=seed), lora_cfg)
     return nnx.state(model, nnx.Param)
 
 
-def abstract_params(cfg: ModelConfig) -> nnx.State:
-    return jax.eval_shape(functools.partial(_init_params, cfg, 0))
+def abstract_params(cfg: ModelConfig, lora_cfg: LoraConfig | None = None) -> nnx.State:
+    """Shapes of the model's parameters (with LoRA adapters if `lora_cfg` is on)."""
+    return jax.eval_shape(functools.partial(_init_params, cfg, 0, lora_cfg))
 
 
 def restack(params: nnx.State, cfg: ModelConfig) -> nnx.State:
@@ -144,9 +145,11 @@ def with_shardings(abs_tree: Any, shardings: Any) -> Any:
     )
 
 
-def graphdef_of(cfg: ModelConfig, rules: partitioning.Rules) -> nnx.GraphDef:
+def graphdef_of(
+    cfg: ModelConfig, rules: partitioning.Rules, lora_cfg: LoraConfig | None = None
+) -> nnx.GraphDef:
     with nnx.use_eager_sharding(False), nnx.logical_axis_rules(rules):
-        model = nnx.eval_shape(lambda: create_model(cfg, nnx.Rngs(0)))
+        model = nnx.eval_shape(lambda: create_model(cfg, nnx.Rngs(0), lora_cfg))
     return nnx.split(model, nnx.Param)[0]
 
 

@@ -147,9 +147,12 @@ def summed_loss(
     loss_weights_BxT: jax.Array,
     dropout_key: jax.Array | None,
     z_loss: float,
+    frozen: nnx.State | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
-    """(the weighted loss sum, summed terms) of a batch or microbatch; unnormalized."""
-    model = nnx.merge(graphdef, params)
+    """(the weighted loss sum, summed terms) of a batch or microbatch; unnormalized.
+    `frozen`: parameters merged into the model beside `params` but not trained (a
+    LoRA run's base weights; flanjax/lora_state.py)."""
+    model = nnx.merge(graphdef, params) if frozen is None else nnx.merge(graphdef, params, frozen)
     rngs = nnx.Rngs(dropout=dropout_key) if dropout_key is not None else None
     logits = model_logits(model, batch, rngs)
     weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
@@ -163,10 +166,11 @@ def loss_fn(
     batch: Batch,
     dropout_key: jax.Array | None,
     cfg: LossConfig,
+    frozen: nnx.State | None = None,
 ) -> tuple[jax.Array, dict[str, jax.Array]]:
     """(normalized loss, summed terms) of a whole batch."""
     w_BxT, denom = loss_weights(batch, cfg)
-    loss_sum, terms = summed_loss(params, graphdef, batch, w_BxT, dropout_key, cfg.z_loss)
+    loss_sum, terms = summed_loss(params, graphdef, batch, w_BxT, dropout_key, cfg.z_loss, frozen)
     return loss_sum / denom, terms
 
 
@@ -196,19 +200,21 @@ def accumulate_gradients(
     dropout_key: jax.Array | None,
     z_loss: float,
     microbatches: int = 1,
+    frozen: nnx.State | None = None,
 ) -> tuple[nnx.State, dict[str, jax.Array]]:
     """(gradients of the summed loss, summed terms) over the batch, in `microbatches`
-    sequential slices (a scan; gradients accumulate in float32)."""
+    sequential slices (a scan; gradients accumulate in float32). Only `params` are
+    differentiated: `frozen` parameters get no gradient computed."""
     grad_fn = jax.grad(summed_loss, has_aux=True)
     if microbatches == 1:
-        return grad_fn(params, graphdef, batch, loss_weights_BxT, dropout_key, z_loss)
+        return grad_fn(params, graphdef, batch, loss_weights_BxT, dropout_key, z_loss, frozen)
     micro = split_microbatches({**batch, "__loss_weights": loss_weights_BxT}, microbatches)
 
     def body(carry, xs):
         i, mb = xs
         w = mb.pop("__loss_weights")
         key = None if dropout_key is None else jax.random.fold_in(dropout_key, i)
-        g, t = grad_fn(params, graphdef, mb, w, key, z_loss)
+        g, t = grad_fn(params, graphdef, mb, w, key, z_loss, frozen)
         acc_g, acc_t = carry
         acc_g = jax.tree.map(lambda a, x: a + x.astype(jnp.float32), acc_g, g)
         return (acc_g, {k: acc_t[k] + t[k] for k in _TERMS}), None
@@ -225,6 +231,7 @@ def accumulate_gradients(
 def train_step(
     state: TrainState,
     batch: Batch,
+    frozen: nnx.State | None = None,
     *,
     graphdef: nnx.GraphDef,
     tx: optax.GradientTransformation,
@@ -235,7 +242,8 @@ def train_step(
 ) -> tuple[TrainState, dict[str, jax.Array]]:
     """One optimizer step on the global batch. Pure: dropout's key is derived from
     (seed, step[, microbatch]), so a resumed run draws the same dropout masks as
-    an uninterrupted one.
+    an uninterrupted one. `frozen`: untrained parameters (a LoRA run's base weights,
+    not part of the state: no gradients, no optimizer state; see summed_loss).
 
     A step whose loss, gradient norm or update norm is NaN or Inf changes nothing
     but the step counter (parameters and optimizer state are kept, by `jnp.where`
@@ -246,7 +254,7 @@ def train_step(
         dropout_key = jax.random.fold_in(jax.random.key(dropout_seed), state.step)
     w_BxT, denom = loss_weights(batch, loss_cfg)
     grads, terms = accumulate_gradients(
-        state.params, graphdef, batch, w_BxT, dropout_key, loss_cfg.z_loss, microbatches
+        state.params, graphdef, batch, w_BxT, dropout_key, loss_cfg.z_loss, microbatches, frozen
     )
     grads = jax.tree.map(lambda g: (g / denom).astype(g.dtype), grads)
     updates, opt_state = tx.update(grads, state.opt_state, state.params)
@@ -275,7 +283,12 @@ def _keep_unless(ok: jax.Array, new, old):
 
 
 def eval_loss(
-    params: nnx.State, batch: Batch, *, graphdef: nnx.GraphDef, loss_cfg: LossConfig
+    params: nnx.State,
+    batch: Batch,
+    *,
+    graphdef: nnx.GraphDef,
+    loss_cfg: LossConfig,
+    frozen: nnx.State | None = None,
 ) -> dict[str, jax.Array]:
     """Summed loss terms on a batch, without dropout (for held-out loss)."""
-    return loss_fn(params, graphdef, batch, None, loss_cfg)[1]
+    return loss_fn(params, graphdef, batch, None, loss_cfg, frozen)[1]

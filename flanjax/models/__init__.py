@@ -6,17 +6,21 @@ from flax import nnx
 
 from flanjax.models import layer_stack
 from flanjax.models.llama import Decoder, DecoderConfig
+from flanjax.models.lora import LoraConfig
 from flanjax.models.t5 import EncoderDecoder, T5Config
 
 ModelConfig = T5Config | DecoderConfig
 
 
-def create_model(config: ModelConfig, rngs: nnx.Rngs) -> EncoderDecoder | Decoder:
-    """A freshly initialized model for `config`."""
+def create_model(
+    config: ModelConfig, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None
+) -> EncoderDecoder | Decoder:
+    """A freshly initialized model for `config`; with LoRA adapters if `lora_cfg` is on."""
+    lora_cfg = lora_cfg if lora_cfg is not None and lora_cfg.enabled else None
     if isinstance(config, T5Config):
-        return EncoderDecoder(config, rngs=rngs)
+        return EncoderDecoder(config, rngs=rngs, lora_cfg=lora_cfg)
     if isinstance(config, DecoderConfig):
-        return Decoder(config, rngs=rngs)
+        return Decoder(config, rngs=rngs, lora_cfg=lora_cfg)
     raise ValueError(f"unknown model config type {type(config).__name__}")
 
 

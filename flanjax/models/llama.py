@@ -29,8 +29,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layer_stack, layers, remat
+from flanjax.models import layer_stack, layers, lora, remat
 from flanjax.models.layers import RMSNorm, normal, param
+from flanjax.models.lora import LoraConfig
 from flanjax.partitioning import constrain
 
 ATTENTION_MODES = ("causal", "prefix")
@@ -121,9 +122,10 @@ def attention_mask(
 
 
 class Attention(nnx.Module):
-    """Grouped-query self-attention with RoPE; G = num_kv_heads key/value heads."""
+    """Grouped-query self-attention with RoPE; G = num_kv_heads key/value heads;
+    `lora_cfg` adapts the projections it targets (models/lora.py)."""
 
-    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         d, h, g, k = cfg.d_model, cfg.num_heads, cfg.num_kv_heads, cfg.head_dim
         pd = jnp.dtype(cfg.param_dtype)
         self.scale = k**-0.5
@@ -140,6 +142,15 @@ class Attention(nnx.Module):
             self.query_bias = param(rngs, zeros, (h, k), ("heads", "kv"), pd)
             self.key_bias = param(rngs, zeros, (g, k), ("kv_heads", "kv"), pd)
             self.value_bias = param(rngs, zeros, (g, k), ("kv_heads", "kv"), pd)
+        self.query_lora = lora.adapter(
+            lora_cfg, "q", (d,), ("embed",), (h, k), ("heads", "kv"), pd, rngs
+        )
+        kv = ((d,), ("embed",), (g, k), ("kv_heads", "kv"))
+        self.key_lora = lora.adapter(lora_cfg, "k", *kv, pd, rngs)
+        self.value_lora = lora.adapter(lora_cfg, "v", *kv, pd, rngs)
+        self.out_lora = lora.adapter(
+            lora_cfg, "o", (h, k), ("heads", "kv"), (d,), ("embed",), pd, rngs
+        )
 
     def _project(
         self,
@@ -147,25 +158,37 @@ class Attention(nnx.Module):
         w_DxHxK: nnx.Param,
         b_HxK: nnx.Param | None,
         heads_axis: str = "act_heads",
+        adapter: lora.Adapter | None = None,
+        rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
         dt = x_BxTxD.dtype
         y_BxTxHxK = jnp.einsum("btd,dhk->bthk", x_BxTxD, w_DxHxK[...].astype(dt))
+        y_BxTxHxK = lora.add(y_BxTxHxK, adapter, x_BxTxD, rngs)
         if b_HxK is not None:
             y_BxTxHxK = y_BxTxHxK + b_HxK[...].astype(dt)
         return constrain(y_BxTxHxK, ("act_batch", "act_length", heads_axis, "act_kv"))
 
     def _qkv(
-        self, x_BxTxD: jax.Array, cos_BxTxK: jax.Array, sin_BxTxK: jax.Array
+        self,
+        x_BxTxD: jax.Array,
+        cos_BxTxK: jax.Array,
+        sin_BxTxK: jax.Array,
+        rngs: nnx.Rngs | None = None,
     ) -> tuple[jax.Array, jax.Array, jax.Array]:
         """Queries BxTxHxK and keys, values BxTxGxK, RoPE applied to queries and keys."""
         bias = self.qkv_bias
-        q_BxTxHxK = self._project(x_BxTxD, self.query, self.query_bias if bias else None)
+        q_BxTxHxK = self._project(
+            x_BxTxD, self.query, self.query_bias if bias else None, "act_heads",
+            self.query_lora, rngs,
+        )  # fmt: skip
         k_BxTxGxK = self._project(
-            x_BxTxD, self.key, self.key_bias if bias else None, "act_kv_heads"
-        )
+            x_BxTxD, self.key, self.key_bias if bias else None, "act_kv_heads",
+            self.key_lora, rngs,
+        )  # fmt: skip
         v_BxTxGxK = self._project(
-            x_BxTxD, self.value, self.value_bias if bias else None, "act_kv_heads"
-        )
+            x_BxTxD, self.value, self.value_bias if bias else None, "act_kv_heads",
+            self.value_lora, rngs,
+        )  # fmt: skip
         q_BxTxHxK = apply_rope(q_BxTxHxK, cos_BxTxK, sin_BxTxK)
         k_BxTxGxK = apply_rope(k_BxTxGxK, cos_BxTxK, sin_BxTxK)
         return q_BxTxHxK, k_BxTxGxK, v_BxTxGxK
@@ -176,13 +199,18 @@ class Attention(nnx.Module):
         mask_BxTxT: jax.Array,
         cos_BxTxK: jax.Array,
         sin_BxTxK: jax.Array,
+        rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
-        q_BxTxHxK, k_BxTxGxK, v_BxTxGxK = self._qkv(x_BxTxD, cos_BxTxK, sin_BxTxK)
+        q_BxTxHxK, k_BxTxGxK, v_BxTxGxK = self._qkv(x_BxTxD, cos_BxTxK, sin_BxTxK, rngs)
         o_BxTxHxK = layers.dot_attention(
             q_BxTxHxK, k_BxTxGxK, v_BxTxGxK, mask_BxTxT, scale=self.scale, impl=self.impl
         )
-        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
+        y_BxTxD = self._output(o_BxTxHxK, rngs)
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+
+    def _output(self, o_BxTxHxK: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
+        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(o_BxTxHxK.dtype))
+        return lora.add(y_BxTxD, self.out_lora, o_BxTxHxK, rngs)
 
     def cached(
         self,
@@ -204,38 +232,44 @@ class Attention(nnx.Module):
         o_BxTxHxK = layers.dot_attention(
             q_BxTxHxK, k_BxSxGxK, v_BxSxGxK, mask_BxTxS, scale=self.scale, impl=self.impl
         )
-        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(x_BxTxD.dtype))
-        y_BxTxD = constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
+        y_BxTxD = constrain(self._output(o_BxTxHxK), ("act_batch", "act_length", "act_embed"))
         return y_BxTxD, {"k": k_BxSxGxK, "v": v_BxSxGxK}
 
 
 class Mlp(nnx.Module):
     """SwiGLU: down(silu(gate(x)) * up(x))."""
 
-    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         d, f, pd = cfg.d_model, cfg.d_ff, jnp.dtype(cfg.param_dtype)
         self.gate = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
         self.up = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
         self.down = param(rngs, normal(f**-0.5), (f, d), ("mlp", "embed"), pd)
+        wide = ((d,), ("embed",), (f,), ("mlp",))
+        self.gate_lora = lora.adapter(lora_cfg, "gate", *wide, pd, rngs)
+        self.up_lora = lora.adapter(lora_cfg, "up", *wide, pd, rngs)
+        self.down_lora = lora.adapter(lora_cfg, "down", (f,), ("mlp",), (d,), ("embed",), pd, rngs)
 
-    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    def __call__(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
         dt = x_BxTxD.dtype
         gate_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.gate[...].astype(dt))
+        gate_BxTxF = lora.add(gate_BxTxF, self.gate_lora, x_BxTxD, rngs)
         up_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.up[...].astype(dt))
+        up_BxTxF = lora.add(up_BxTxF, self.up_lora, x_BxTxD, rngs)
         h_BxTxF = constrain(
             jax.nn.silu(gate_BxTxF) * up_BxTxF, ("act_batch", "act_length", "act_mlp")
         )
         y_BxTxD = jnp.einsum("btf,fd->btd", h_BxTxF, self.down[...].astype(dt))
+        y_BxTxD = lora.add(y_BxTxD, self.down_lora, h_BxTxF, rngs)
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
 
 
 class DecoderLayer(nnx.Module):
-    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         pd = jnp.dtype(cfg.param_dtype)
         self.attn_norm = RMSNorm(cfg.d_model, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
-        self.attn = Attention(cfg, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
-        self.mlp = Mlp(cfg, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.dropout = nnx.Dropout(cfg.dropout_rate)
 
     def __call__(
@@ -247,9 +281,9 @@ class DecoderLayer(nnx.Module):
         rngs: nnx.Rngs | None,
     ) -> jax.Array:
         det = rngs is None
-        h_BxTxD = self.attn(self.attn_norm(x_BxTxD), mask_BxTxT, cos_BxTxK, sin_BxTxK)
+        h_BxTxD = self.attn(self.attn_norm(x_BxTxD), mask_BxTxT, cos_BxTxK, sin_BxTxK, rngs)
         x_BxTxD = x_BxTxD + self.dropout(h_BxTxD, deterministic=det, rngs=rngs)
-        h_BxTxD = self.mlp(self.mlp_norm(x_BxTxD))
+        h_BxTxD = self.mlp(self.mlp_norm(x_BxTxD), rngs)
         return x_BxTxD + self.dropout(h_BxTxD, deterministic=det, rngs=rngs)
 
     def cached(
@@ -270,17 +304,24 @@ class DecoderLayer(nnx.Module):
 
 
 class Decoder(nnx.Module):
-    """Decoder-only LM. `rngs=None` at call time means deterministic (no dropout)."""
+    """Decoder-only LM. `rngs=None` at call time means deterministic (no dropout).
+    `lora_cfg`: LoRA adapters on the projections it targets (models/lora.py)."""
 
-    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: DecoderConfig, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         self.cfg = cfg
+        if lora_cfg is not None:
+            lora_cfg.check_family(lora.LLAMA_TARGETS, "Llama-family")
+        layer_lora = None if lora_cfg is None else lora_cfg.for_stack("decoder")
         d, v, pd = cfg.d_model, cfg.vocab_size, jnp.dtype(cfg.param_dtype)
         # A tied table is also the output projection: initialized small so that
         # the initial logits (normalized states times the table) are O(1).
         embed_std = d**-0.5 if cfg.tie_embeddings else 1.0
         self.embedding = param(rngs, normal(embed_std), (v, d), ("vocab", "embed"), pd)
         self.decoder_layers = layer_stack.build(
-            lambda r: DecoderLayer(cfg, rngs=r), cfg.num_layers, cfg.scan_layers, rngs
+            lambda r: DecoderLayer(cfg, rngs=r, lora_cfg=layer_lora),
+            cfg.num_layers,
+            cfg.scan_layers,
+            rngs,
         )
         self.final_norm = RMSNorm(d, eps=cfg.rms_norm_eps, param_dtype=pd, rngs=rngs)
         if not cfg.tie_embeddings:

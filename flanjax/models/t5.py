@@ -21,8 +21,9 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import layer_stack, layers, remat
+from flanjax.models import layer_stack, layers, lora, remat
 from flanjax.models.layers import RMSNorm, normal, param
+from flanjax.models.lora import LoraConfig
 from flanjax.partitioning import constrain
 
 
@@ -79,13 +80,24 @@ def relative_position_bucket(
 
 
 class Attention(nnx.Module):
-    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+    """Multi-head attention; `lora` adapts the projections it targets (`prefix` "cross_"
+    for the decoder's cross-attention, models/lora.py)."""
+
+    def __init__(
+        self, cfg: T5Config, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None, prefix=""
+    ):
         d, h, k, pd = cfg.d_model, cfg.num_heads, cfg.head_dim, jnp.dtype(cfg.param_dtype)
         self.query = param(rngs, normal((d * k) ** -0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         self.key = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         self.value = param(rngs, normal(d**-0.5), (d, h, k), ("embed", "heads", "kv"), pd)
         self.out = param(rngs, normal((h * k) ** -0.5), (h, k, d), ("heads", "kv", "embed"), pd)
         self.impl = cfg.attention_impl
+        proj = ((d,), ("embed",), (h, k), ("heads", "kv"))
+        self.query_lora = lora.adapter(lora_cfg, prefix + "q", *proj, pd, rngs)
+        self.key_lora = lora.adapter(lora_cfg, prefix + "k", *proj, pd, rngs)
+        self.value_lora = lora.adapter(lora_cfg, prefix + "v", *proj, pd, rngs)
+        out = ((h, k), ("heads", "kv"), (d,), ("embed",))
+        self.out_lora = lora.adapter(lora_cfg, prefix + "o", *out, pd, rngs)
 
     def __call__(
         self,
@@ -93,18 +105,21 @@ class Attention(nnx.Module):
         kv_BxSxD: jax.Array,
         mask_BxTxS: jax.Array,
         bias_HxTxS: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
-        k_BxSxHxK, v_BxSxHxK = self.project_kv(kv_BxSxD)
-        return self.attend(x_BxTxD, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS)
+        k_BxSxHxK, v_BxSxHxK = self.project_kv(kv_BxSxD, rngs)
+        return self.attend(x_BxTxD, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, rngs)
 
-    def project_kv(self, kv_BxSxD: jax.Array) -> tuple[jax.Array, jax.Array]:
+    def project_kv(
+        self, kv_BxSxD: jax.Array, rngs: nnx.Rngs | None = None
+    ) -> tuple[jax.Array, jax.Array]:
         """Keys and values BxSxHxK of a source, as `__call__` computes them."""
         dt = kv_BxSxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
-        k_BxSxHxK = constrain(jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt)), act)
-        v_BxSxHxK = constrain(
-            jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt)), act
-        )
+        k_BxSxHxK = jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt))
+        k_BxSxHxK = constrain(lora.add(k_BxSxHxK, self.key_lora, kv_BxSxD, rngs), act)
+        v_BxSxHxK = jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt))
+        v_BxSxHxK = constrain(lora.add(v_BxSxHxK, self.value_lora, kv_BxSxD, rngs), act)
         return k_BxSxHxK, v_BxSxHxK
 
     def attend(
@@ -114,82 +129,95 @@ class Attention(nnx.Module):
         v_BxSxHxK: jax.Array,
         mask_BxTxS: jax.Array,
         bias_HxTxS: jax.Array | None = None,
+        rngs: nnx.Rngs | None = None,
     ) -> jax.Array:
         """Queries of `x_BxTxD` against given keys and values (`project_kv`'s, or a
         KV cache), through the output projection."""
         dt = x_BxTxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
-        q_BxTxHxK = constrain(jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt)), act)
+        q_BxTxHxK = jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt))
+        q_BxTxHxK = constrain(lora.add(q_BxTxHxK, self.query_lora, x_BxTxD, rngs), act)
         o_BxTxHxK = layers.dot_attention(
             q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, impl=self.impl
         )
         y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
+        y_BxTxD = lora.add(y_BxTxD, self.out_lora, o_BxTxHxK, rngs)
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
 
 
 class Mlp(nnx.Module):
-    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         d, f, pd = cfg.d_model, cfg.d_ff, jnp.dtype(cfg.param_dtype)
         self.gated = cfg.mlp_activation == "gated-gelu"
         self.wi_0 = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
         if self.gated:
             self.wi_1 = param(rngs, normal(d**-0.5), (d, f), ("embed", "mlp"), pd)
         self.wo = param(rngs, normal(f**-0.5), (f, d), ("mlp", "embed"), pd)
+        wide = ((d,), ("embed",), (f,), ("mlp",))
+        wi = lora_cfg is not None and "wi" in lora_cfg.targets
+        self.wi_0_lora = lora.adapter(lora_cfg, "wi" if wi else "wi_0", *wide, pd, rngs)
+        wi_1 = lora.adapter(lora_cfg, "wi" if wi else "wi_1", *wide, pd, rngs)
+        self.wi_1_lora = wi_1 if self.gated else None
+        narrow = ((f,), ("mlp",), (d,), ("embed",))
+        self.wo_lora = lora.adapter(lora_cfg, "wo", *narrow, pd, rngs)
 
-    def __call__(self, x_BxTxD: jax.Array) -> jax.Array:
+    def __call__(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
         dt = x_BxTxD.dtype
         h_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_0[...].astype(dt))
+        h_BxTxF = lora.add(h_BxTxF, self.wi_0_lora, x_BxTxD, rngs)
         if self.gated:
             lin_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_1[...].astype(dt))
+            lin_BxTxF = lora.add(lin_BxTxF, self.wi_1_lora, x_BxTxD, rngs)
             h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True) * lin_BxTxF
         else:
             h_BxTxF = jax.nn.relu(h_BxTxF)
         h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_length", "act_mlp"))
-        return jnp.einsum("btf,fd->btd", h_BxTxF, self.wo[...].astype(dt))
+        y_BxTxD = jnp.einsum("btf,fd->btd", h_BxTxF, self.wo[...].astype(dt))
+        return lora.add(y_BxTxD, self.wo_lora, h_BxTxF, rngs)
 
 
 class EncoderLayer(nnx.Module):
-    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         pd = jnp.dtype(cfg.param_dtype)
         self.attn_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
-        self.attn = Attention(cfg, rngs=rngs)
+        self.attn = Attention(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
-        self.mlp = Mlp(cfg, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.dropout = nnx.Dropout(cfg.dropout_rate)
 
     def __call__(self, x_BxLxD, mask_BxLxL, bias_HxLxL, rngs: nnx.Rngs | None):
         det = rngs is None
         h = self.attn_norm(x_BxLxD)
         x_BxLxD = x_BxLxD + self.dropout(
-            self.attn(h, h, mask_BxLxL, bias_HxLxL), deterministic=det, rngs=rngs
+            self.attn(h, h, mask_BxLxL, bias_HxLxL, rngs), deterministic=det, rngs=rngs
         )
-        h = self.mlp(self.mlp_norm(x_BxLxD))
+        h = self.mlp(self.mlp_norm(x_BxLxD), rngs)
         return x_BxLxD + self.dropout(h, deterministic=det, rngs=rngs)
 
 
 class DecoderLayer(nnx.Module):
-    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         pd = jnp.dtype(cfg.param_dtype)
         self.self_attn_norm = RMSNorm(
             cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs
         )
-        self.self_attn = Attention(cfg, rngs=rngs)
+        self.self_attn = Attention(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.cross_attn_norm = RMSNorm(
             cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs
         )
-        self.cross_attn = Attention(cfg, rngs=rngs)
+        self.cross_attn = Attention(cfg, rngs=rngs, lora_cfg=lora_cfg, prefix="cross_")
         self.mlp_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
-        self.mlp = Mlp(cfg, rngs=rngs)
+        self.mlp = Mlp(cfg, rngs=rngs, lora_cfg=lora_cfg)
         self.dropout = nnx.Dropout(cfg.dropout_rate)
 
     def __call__(self, y_BxTxD, enc_BxLxD, self_mask_BxTxT, cross_mask_BxTxL, bias_HxTxT, rngs):
         det = rngs is None
         h = self.self_attn_norm(y_BxTxD)
-        h = self.self_attn(h, h, self_mask_BxTxT, bias_HxTxT)
+        h = self.self_attn(h, h, self_mask_BxTxT, bias_HxTxT, rngs=rngs)
         y_BxTxD = y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
-        h = self.cross_attn(self.cross_attn_norm(y_BxTxD), enc_BxLxD, cross_mask_BxTxL)
+        h = self.cross_attn(self.cross_attn_norm(y_BxTxD), enc_BxLxD, cross_mask_BxTxL, rngs=rngs)
         y_BxTxD = y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
-        h = self.mlp(self.mlp_norm(y_BxTxD))
+        h = self.mlp(self.mlp_norm(y_BxTxD), rngs)
         return y_BxTxD + self.dropout(h, deterministic=det, rngs=rngs)
 
     def cached(
@@ -224,20 +252,31 @@ class DecoderLayer(nnx.Module):
 
 
 class EncoderDecoder(nnx.Module):
-    """T5 encoder-decoder. `rngs=None` at call time means deterministic (no dropout)."""
+    """T5 encoder-decoder. `rngs=None` at call time means deterministic (no dropout).
+    `lora_cfg`: LoRA adapters on the projections it targets (models/lora.py)."""
 
-    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs):
+    def __init__(self, cfg: T5Config, *, rngs: nnx.Rngs, lora_cfg: LoraConfig | None = None):
         self.cfg = cfg
+        if lora_cfg is not None:
+            lora_cfg.check_family(lora.T5_TARGETS, "T5")
+        enc_lora = None if lora_cfg is None else lora_cfg.for_stack("encoder")
+        dec_lora = None if lora_cfg is None else lora_cfg.for_stack("decoder")
         pd = jnp.dtype(cfg.param_dtype)
         n, h = cfg.relative_buckets, cfg.num_heads
         self.token_embed = layers.Embed(cfg.vocab_size, cfg.d_model, param_dtype=pd, rngs=rngs)
         self.encoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
         self.decoder_rel_bias = param(rngs, normal(1.0), (n, h), ("relpos_buckets", "heads"), pd)
         self.encoder_layers = layer_stack.build(
-            lambda r: EncoderLayer(cfg, rngs=r), cfg.num_encoder_layers, cfg.scan_layers, rngs
+            lambda r: EncoderLayer(cfg, rngs=r, lora_cfg=enc_lora),
+            cfg.num_encoder_layers,
+            cfg.scan_layers,
+            rngs,
         )
         self.decoder_layers = layer_stack.build(
-            lambda r: DecoderLayer(cfg, rngs=r), cfg.num_decoder_layers, cfg.scan_layers, rngs
+            lambda r: DecoderLayer(cfg, rngs=r, lora_cfg=dec_lora),
+            cfg.num_decoder_layers,
+            cfg.scan_layers,
+            rngs,
         )
         self.encoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
         self.decoder_norm = RMSNorm(cfg.d_model, eps=cfg.layer_norm_eps, param_dtype=pd, rngs=rngs)
