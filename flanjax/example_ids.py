@@ -25,7 +25,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
-from flanjax.data import registry
+from flanjax.data import binding, pipeline, registry
 from flanjax.data.pipeline import BatchIterator, DataConfig
 
 
@@ -60,7 +60,7 @@ def _tag(index: int):
 
 def tagged_dataset(cfg: DataConfig, shard: seqio.ShardInfo) -> tuple[tf.data.Dataset, list[str]]:
     """(the unpacked example stream of `cfg`'s shard with id/task/lengths, task names)."""
-    obj = registry.get_mixture_or_task(cfg.mixture_or_task_name)
+    obj = registry.get_mixture_or_task(pipeline.task_name(cfg))
     lengths = dict(cfg.task_feature_lengths)
     common = dict(
         sequence_length=lengths,
@@ -71,14 +71,14 @@ def tagged_dataset(cfg: DataConfig, shard: seqio.ShardInfo) -> tuple[tf.data.Dat
         num_epochs=None,
     )
     if isinstance(obj, seqio.Task):
-        return obj.get_dataset(**common).map(_tag(0)), [obj.name]
+        return obj.get_dataset(**common).map(_tag(0)), [binding.base_name(obj.name)]
     # seqio.Mixture.get_dataset, with each task's examples tagged before sampling.
     tasks = [t for t in obj.tasks if cfg.split in t.splits]
     keys = {*obj.output_features, "id"}
     datasets = [obj.get_task_dataset(t, keys, **common).map(_tag(i)) for i, t in enumerate(tasks)]
     rates = obj._get_all_mixing_rates(tasks)
     seed = cfg.seed if cfg.seed is not None else (None if cfg.shuffle else 42)
-    return obj._sample_fn(datasets, rates, seed), [t.name for t in tasks]
+    return obj._sample_fn(datasets, rates, seed), [binding.base_name(t.name) for t in tasks]
 
 
 class ExampleIdStream:

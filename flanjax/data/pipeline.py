@@ -15,22 +15,47 @@ mask attention so that no example sees another.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from collections.abc import Iterator, Mapping
 
 import numpy as np
 import seqio
 
-from flanjax.data import registry
+from flanjax.data import binding, registry, vocabularies
+from flanjax.data.chat import PLAIN, ChatFormat
 
 FEATURE_CONVERTERS = {
     "enc_dec": seqio.EncDecFeatureConverter,
     "prefix_lm": seqio.PrefixLMFeatureConverter,
     "lm": seqio.DecoderFeatureConverter,
 }
+AUTO = "auto"  # feature_converter: chosen by the run for its model family
+TASK_VOCABULARY = "task"  # vocabulary: every task's own
+MODEL = "model"  # vocabulary: the run's checkpoint's (MODEL_DIR/vocab/)
+PROMPT_FORMATS = ("seqio", "plain", "chat")
 
 
 @dataclasses.dataclass(frozen=True)
 class DataConfig:
+    """The training data: a task or mixture, its lengths, batch and tokenization.
+
+    feature_converter: "enc_dec", "prefix_lm", "lm", or "auto" (the run picks
+      enc_dec for T5 and prefix_lm for a decoder-only model).
+    vocabulary: None: the model's (its checkpoint's vocab/ folder when it has
+      one, else the tasks' own); "task": the tasks' own; or a spec ("byte", a
+      SentencePiece .model, a tokenizer.json or its folder). Tasks are
+      re-tokenized with it (data/binding.py); the run refuses one that differs
+      from its checkpoint's.
+    prompt_format: how a decoder-only model sees an (inputs, targets) pair:
+      "seqio" (seqio's layout: inputs + EOS, targets + EOS), "plain" (inputs,
+      "\n", targets + EOS: for Hugging Face tokenizers), "chat" (a user and an
+      assistant turn through `chat_template`, data/chat.py; the loss on the
+      assistant's tokens), or None (the run picks "plain" for a decoder with a
+      Hugging Face tokenizer, else "seqio").
+    chat_template: with "chat": a tokenizer folder holding the template (None:
+      the run's checkpoint's vocab/).
+    """
+
     mixture_or_task_name: str
     task_feature_lengths: Mapping[str, int]
     batch_size: int  # global, across all processes
@@ -39,12 +64,19 @@ class DataConfig:
     shuffle: bool = True
     seed: int = 0
     feature_converter: str = "enc_dec"
+    vocabulary: str | None = None
+    prompt_format: str | None = None
+    chat_template: str | None = None
 
     def __post_init__(self) -> None:
-        if self.feature_converter not in FEATURE_CONVERTERS:
+        if self.prompt_format not in (None, *PROMPT_FORMATS):
+            raise ValueError(
+                f"DataConfig.prompt_format {self.prompt_format!r}: use one of {PROMPT_FORMATS}"
+            )
+        if self.feature_converter not in (*FEATURE_CONVERTERS, AUTO):
             raise ValueError(
                 f"DataConfig.feature_converter {self.feature_converter!r}: "
-                f"use one of {sorted(FEATURE_CONVERTERS)}"
+                f"use one of {[*sorted(FEATURE_CONVERTERS), AUTO]}"
             )
         if not isinstance(self.task_feature_lengths, Mapping):
             return  # a gin placeholder for a value still to be set: reported by gin_launch
@@ -57,6 +89,54 @@ class DataConfig:
             )
         if isinstance(self.batch_size, int) and self.batch_size < 1:
             raise ValueError(f"DataConfig.batch_size must be >= 1, got {self.batch_size}")
+
+
+def data_vocabulary(cfg: DataConfig) -> seqio.Vocabulary | None:
+    """The vocabulary `cfg` tokenizes with; None: every task's own."""
+    if cfg.vocabulary in (None, TASK_VOCABULARY):
+        return None
+    if cfg.vocabulary == MODEL:
+        raise ValueError("DataConfig.vocabulary 'model' is resolved by the run")
+    return _vocabulary(cfg.vocabulary)
+
+
+@functools.cache
+def _vocabulary(spec: str) -> seqio.Vocabulary:
+    return vocabularies.vocabulary_from_spec(spec)
+
+
+def pair_format(cfg: DataConfig) -> ChatFormat | None:
+    """The layout of `cfg.prompt_format` (None: seqio's own)."""
+    if cfg.prompt_format in (None, "seqio"):
+        return None
+    if cfg.prompt_format == "plain":
+        return PLAIN
+    if cfg.chat_template is None:
+        raise ValueError("DataConfig.prompt_format 'chat' needs a chat_template folder")
+    return _chat(cfg.chat_template)
+
+
+@functools.cache
+def _chat(folder: str) -> ChatFormat:
+    return ChatFormat.from_folder(folder)
+
+
+def task_name(cfg: DataConfig) -> str:
+    """The registered name the pipeline reads: the task or mixture bound to the
+    configured vocabulary and chat template (data/binding.py)."""
+    vocab = data_vocabulary(cfg)
+    chat = pair_format(cfg)
+    if vocab is None and chat is None:
+        return cfg.mixture_or_task_name
+    if vocab is None:
+        vocab = binding.task_vocabulary(cfg.mixture_or_task_name)
+    return binding.bind(cfg.mixture_or_task_name, vocab, chat)
+
+
+def feature_converter(cfg: DataConfig) -> seqio.FeatureConverter:
+    if cfg.feature_converter == AUTO:
+        raise ValueError("DataConfig.feature_converter 'auto' is resolved by the run")
+    return FEATURE_CONVERTERS[cfg.feature_converter](pack=cfg.pack)
 
 
 class BatchIterator(Iterator[dict[str, np.ndarray]]):
@@ -77,9 +157,9 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
         registry.get_mixture_or_task(cfg.mixture_or_task_name)  # a clear error if unknown
         self.cfg = cfg
         self.batches_consumed = start_batch
-        converter = FEATURE_CONVERTERS[cfg.feature_converter](pack=cfg.pack)
+        converter = feature_converter(cfg)
         ds = seqio.get_dataset(
-            cfg.mixture_or_task_name,
+            task_name(cfg),
             task_feature_lengths=dict(cfg.task_feature_lengths),
             dataset_split=cfg.split,
             shuffle=cfg.shuffle,

@@ -57,6 +57,13 @@ def get_task_info(name: str) -> TaskInfo:
     return _TASKS[name]
 
 
+def register_alias(name: str, original: str) -> TaskInfo:
+    """`name` shares task `original`'s metadata (a re-tokenized copy: data/binding.py)."""
+    info = dataclasses.replace(get_task_info(original), name=name)
+    _TASKS[name] = info
+    return info
+
+
 def task_infos() -> dict[str, TaskInfo]:
     return dict(_TASKS)
 

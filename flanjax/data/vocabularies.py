@@ -29,6 +29,19 @@ import seqio
 import tensorflow as tf
 
 SPECIAL_TOKEN_NAMES = ("bos", "eos", "pad", "unk")
+# A tokenizer's files in a Hugging Face folder, as MODEL_DIR/vocab/ keeps them.
+TOKENIZER_FILES = (
+    "tokenizer.json",
+    "tokenizer_config.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "spiece.model",
+    "tokenizer.model",
+    "vocab.json",
+    "merges.txt",
+    "chat_template.jinja",
+    "chat_template.json",
+)
 EXTRA_ID = re.compile(r"<extra_id_\d+>")
 
 
@@ -167,6 +180,11 @@ class HfTokenizerVocabulary(seqio.Vocabulary):
 
     def __repr__(self) -> str:
         return f"HfTokenizerVocabulary({self._json_path!r}, vocab_size={self.vocab_size})"
+
+
+def is_hf_tokenizer(vocab: seqio.Vocabulary) -> bool:
+    """A Hugging Face tokenizer (it knows what it adds around a text)."""
+    return getattr(vocab, "prefix_ids", None) is not None
 
 
 def _count_extra_ids(folder: str) -> int:
