@@ -25,6 +25,7 @@ Hugging Face vocabularies.
 from __future__ import annotations
 
 import dataclasses
+import json
 import logging
 import os
 from collections.abc import Mapping, Sequence
@@ -34,6 +35,7 @@ import seqio
 
 from flanjax import inference
 from flanjax.data import vocabularies
+from flanjax.data.chat import PLAIN, ChatFormat
 from flanjax.data.templates import RenderedExample
 
 log = logging.getLogger(__name__)
@@ -58,28 +60,84 @@ def resolve_vocabulary(spec: str | None, model_dir: str) -> seqio.Vocabulary | N
     return None
 
 
-def is_hf_tokenizer(vocab: seqio.Vocabulary) -> bool:
-    return getattr(vocab, "prefix_ids", None) is not None
+LAYOUTS = ("hf", "seqio", "plain", "chat")
+
+
+def read_layout(model_dir: str) -> str | None:
+    """The prompt layout a run recorded in MODEL_DIR/vocab/layout.json (None: none)."""
+    path = os.path.join(model_dir, "vocab", "layout.json")
+    if not os.path.isfile(path):
+        return None
+    with open(path) as f:
+        return json.load(f)["layout"]
+
+
+def pair_format(kind: str | None, model_dir: str, chat_template: str | None) -> ChatFormat | None:
+    """The pair format of layout `kind` ("chat": the template in `chat_template` or
+    MODEL_DIR/vocab/)."""
+    if kind == "plain":
+        return PLAIN
+    if kind == "chat":
+        return ChatFormat.from_folder(chat_template or os.path.join(model_dir, "vocab"))
+    return None
+
+
+def resolve_layout(spec: str | None, model_dir: str) -> str | None:
+    """`EvalConfig.prompt_format`: None takes the layout MODEL_DIR was trained with
+    (vocab/layout.json), else the family's default (None here: "hf" for a decoder with
+    a Hugging Face tokenizer, as converted, "seqio" otherwise)."""
+    if spec is not None and spec not in LAYOUTS:
+        raise ValueError(f"EvalConfig.prompt_format {spec!r}: use one of {LAYOUTS}")
+    return spec if spec is not None else read_layout(model_dir)
 
 
 @dataclasses.dataclass(frozen=True)
 class Layout:
-    """How one model family sees (inputs, target) text."""
+    """How one model family sees (inputs, target) text.
+
+    `kind` (decoder-only): "hf" (a converted checkpoint's own: the tokenizer's
+    prefix, inputs + separator, the answer), "seqio" (0 + inputs + EOS, target +
+    EOS), "plain" / "chat" (0 + the `pair` format's prompt, its target: the
+    layout flanjax trained with, data/chat.py); None: "hf" for a Hugging Face
+    tokenizer, else "seqio".
+    """
 
     vocab: seqio.Vocabulary
     encoder_decoder: bool
-    separator: str = DEFAULT_SEPARATOR  # decoder-only with a Hugging Face tokenizer only
+    separator: str = DEFAULT_SEPARATOR  # kind "hf" only
+    kind: str | None = None
+    pair: ChatFormat | None = None  # kinds "plain" and "chat"
+
+    @property
+    def decoder_kind(self) -> str:
+        if self.kind is not None:
+            return self.kind
+        return "hf" if vocabularies.is_hf_tokenizer(self.vocab) else "seqio"
 
     @property
     def prompt_suffix(self) -> str:
-        if self.encoder_decoder or not is_hf_tokenizer(self.vocab):
+        if self.encoder_decoder or self.decoder_kind != "hf":
             return ""
         return self.separator
 
     def encode(self, inputs: str, target: str) -> tuple[list[int], list[int]]:
-        return inference.encode_example(
-            self.vocab, inputs + self.prompt_suffix, target, encoder_decoder=self.encoder_decoder
-        )
+        kind = self.decoder_kind
+        if self.encoder_decoder or kind == "hf":
+            return inference.encode_example(
+                self.vocab,
+                inputs + self.prompt_suffix,
+                target,
+                encoder_decoder=self.encoder_decoder,
+            )
+        if kind == "seqio":
+            eos = [self.vocab.eos_id]
+            return [0, *self.vocab.encode(inputs), *eos], [*self.vocab.encode(target), *eos]
+        if self.pair is None:
+            raise ValueError(f"prompt layout {kind!r} needs its pair format")
+        tgt = list(self.vocab.encode(self.pair.target(target)))
+        if self.pair.append_eos:
+            tgt.append(self.vocab.eos_id)
+        return [0, *self.vocab.encode(self.pair.prompt(inputs))], tgt
 
     def truncate_prompt(self, ids: list[int], length: int) -> list[int]:
         """Encoder inputs keep their start and EOS; decoder-only prompts their end."""
