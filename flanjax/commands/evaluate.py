@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import argparse
 
-from flanjax import gin_launch
+from flanjax import gin_launch, quiet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -34,6 +34,7 @@ def run(args: argparse.Namespace) -> int:
     from flanjax.evaluation import continuous, evaluator, report
 
     cfg = gin_launch.build(evaluator.EvalConfig)
+    quiet.announce_backend("eval")
     baseline = evaluator.evaluate_baseline(cfg)  # once; the report's gain is over it
     if baseline is not None:
         _print(baseline, f"baseline {cfg.baseline_checkpoint_path}")

@@ -1,8 +1,18 @@
-"""`flanjax tasks list`, `show NAME` and `stats NAME`: what the registries hold and cost."""
+"""`flanjax tasks list`, `show NAME` and `stats NAME`: what the registries hold and cost.
+
+Each takes the run's gin flags too (`--gin_file`, `--gin.NAME=VALUE`): the gin files'
+`import` lines and MIXTURE_OR_TASK_MODULE register their tasks, and NAME, the feature
+lengths, steps, batch size and packing default to the run's MIXTURE_OR_TASK_NAME,
+TASK_FEATURE_LENGTHS, TRAIN_STEPS, BATCH_SIZE and USE_PACKING.
+"""
 
 from __future__ import annotations
 
 import argparse
+
+from flanjax import gin_launch
+
+DEFAULT_LENGTHS = "inputs:512,targets:128"
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -11,33 +21,57 @@ def register(sub: argparse._SubParsersAction) -> None:
     ls = tsub.add_parser("list", help="every registered task and mixture")
     ls.set_defaults(func=run_list)
     show = tsub.add_parser("show", help="rendered examples of a task or mixture, with token counts")
-    show.add_argument("name")
+    show.add_argument("name", nargs="?", help="default: the gin run's MIXTURE_OR_TASK_NAME")
     show.add_argument("--split", default="train")
     show.add_argument("--num", type=int, default=3)
     show.add_argument("--seed", type=int, default=0)
-    show.add_argument("--feature_lengths", default="inputs:512,targets:128",
-                      help="truncation lengths, e.g. inputs:512,targets:128")  # fmt: skip
+    show.add_argument("--feature_lengths", default=None,
+                      help=f"default: TASK_FEATURE_LENGTHS or {DEFAULT_LENGTHS}")  # fmt: skip
     show.set_defaults(func=run_show)
     stats = tsub.add_parser(
         "stats", help="expected examples, tokens, truncation and packing of a run, before training"
     )
-    stats.add_argument("name")
-    stats.add_argument("--steps", type=int, required=True)
-    stats.add_argument("--batch_size", type=int, required=True, help="global rows per step")
-    stats.add_argument("--feature_lengths", default="inputs:512,targets:128")
+    stats.add_argument("name", nargs="?", help="default: the gin run's MIXTURE_OR_TASK_NAME")
+    stats.add_argument("--steps", type=int, default=None, help="default: TRAIN_STEPS")
+    stats.add_argument("--batch_size", type=int, default=None,
+                       help="global rows per step (default: BATCH_SIZE)")  # fmt: skip
+    stats.add_argument("--feature_lengths", default=None)
     stats.add_argument("--no_pack", action="store_true", help="one example per row")
     stats.add_argument("--feature_converter", default="enc_dec", choices=("enc_dec", "prefix_lm"))
     stats.add_argument("--sample", type=int, default=200, help="records sampled per task")
     stats.add_argument("--seed", type=int, default=0)
     stats.set_defaults(func=run_stats)
+    for p in (ls, show, stats):
+        gin_launch.add_gin_flags(p)
+
+
+def _load(args: argparse.Namespace) -> None:
+    """Parses the run's gin, if any (its imports and MIXTURE_OR_TASK_MODULE register
+    tasks), then imports the shipped tasks."""
+    gin_launch.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
+    import flanjax.tasks  # noqa: F401
+
+
+def _from_run(value, macro: str, flag: str):
+    """A flag's value, else the gin run's macro; refused when neither is set."""
+    value = gin_launch.macro_value(macro) if value is None else value
+    if value is None:
+        raise ValueError(f"give {flag} or a --gin_file that sets {macro}")
+    return value
+
+
+def _lengths(args: argparse.Namespace) -> dict[str, int]:
+    if args.feature_lengths is not None:
+        return parse_lengths(args.feature_lengths)
+    return gin_launch.macro_value("TASK_FEATURE_LENGTHS") or parse_lengths(DEFAULT_LENGTHS)
 
 
 def run_list(args: argparse.Namespace) -> int:
     import seqio
 
-    import flanjax.tasks  # noqa: F401
     from flanjax.data import registry
 
+    _load(args)
     print(f"{'task':40s} {'cluster':22s} templates  examples (by split)")
     for name, info in sorted(registry.task_infos().items()):
         counts = ", ".join(f"{s} {n}" for s, n in info.num_examples.items())
@@ -56,31 +90,32 @@ def parse_lengths(text: str) -> dict[str, int]:
 
 
 def run_show(args: argparse.Namespace) -> int:
-    import flanjax.tasks  # noqa: F401
     from flanjax.data import registry
 
-    obj = registry.get_mixture_or_task(args.name)
-    ds = obj.get_dataset(
-        parse_lengths(args.feature_lengths), split=args.split, shuffle=True, seed=args.seed
-    )
+    _load(args)
+    name = _from_run(args.name, "MIXTURE_OR_TASK_NAME", "NAME")
+    obj = registry.get_mixture_or_task(name)
+    ds = obj.get_dataset(_lengths(args), split=args.split, shuffle=True, seed=args.seed)
     for i, ex in enumerate(ds.take(args.num).as_numpy_iterator()):
         print(f"--- example {i} ({ex['id'].decode() if 'id' in ex else ''})")
         for key in ("inputs", "targets"):
-            text = ex[f"{key}_pretokenized"].decode()
+            raw = ex.get(f"{key}_pretokenized")  # a mixture's examples hold tokens only
+            vocab = obj.output_features[key].vocabulary
+            text = raw.decode() if raw is not None else vocab.decode(ex[key].tolist())
             print(f"[{key}] ({len(ex[key])} tokens)\n{text}")
     return 0
 
 
 def run_stats(args: argparse.Namespace) -> int:
-    import flanjax.tasks  # noqa: F401
     from flanjax.data import stats
 
+    _load(args)
     result = stats.mixture_stats(
-        args.name,
-        args.steps,
-        args.batch_size,
-        parse_lengths(args.feature_lengths),
-        pack=not args.no_pack,
+        _from_run(args.name, "MIXTURE_OR_TASK_NAME", "NAME"),
+        _from_run(args.steps, "TRAIN_STEPS", "--steps"),
+        _from_run(args.batch_size, "BATCH_SIZE", "--batch_size"),
+        _lengths(args),
+        pack=not args.no_pack and bool(gin_launch.macro_value("USE_PACKING", True)),
         sample=args.sample,
         seed=args.seed,
         converter=args.feature_converter,
