@@ -279,10 +279,13 @@ class ExampleLog:
 
 
 class StopSignal:
-    """SIGTERM handling for the training loop: the handler only sets a flag; the loop
-    asks `requested()` after every step. Restores the previous handler on exit."""
+    """SIGTERM and SIGINT (Ctrl-C) handling for the training loop: the handler only
+    sets a flag; the loop asks `requested()` after every step, then saves a checkpoint
+    at that step and returns. A second SIGINT aborts at once (the process dies of it;
+    the newest complete checkpoint stays valid). Restores the previous handlers on exit.
+    """
 
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM,)) -> None:
+    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
         self.signals, self.received, self._previous = signals, None, {}
 
     def __enter__(self) -> StopSignal:
@@ -294,7 +297,18 @@ class StopSignal:
         return self
 
     def _handle(self, signum, frame) -> None:
+        if signum == signal.SIGINT and self.received is not None:
+            os.write(2, b"\nflanjax: second interrupt: aborting now\n")
+            signal.signal(signal.SIGINT, signal.SIG_DFL)
+            os.kill(os.getpid(), signal.SIGINT)
+            return
         self.received = signal.Signals(signum).name
+        if signum == signal.SIGINT:  # a person at a terminal: say what happens next
+            os.write(
+                2,
+                b"\nflanjax: interrupt: finishing this step and saving a checkpoint "
+                b"(Ctrl-C again aborts at once)\n",
+            )
 
     def __exit__(self, *exc) -> None:
         for sig, handler in self._previous.items():
@@ -313,7 +327,8 @@ class StopSignal:
 
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Trains until `cfg.train_steps`, resuming from MODEL_DIR; returns the last metrics
-    plus `step`, the step reached (less than `train_steps` if stopped by SIGTERM)."""
+    plus `step`, the step reached (less than `train_steps` if stopped by SIGTERM or
+    SIGINT), and `signal`, the signal's name, when this process received one."""
     with StopSignal() as stop:
         distributed.initialize(cfg.distributed)
         mesh = partitioning.make_mesh(cfg.mesh)
@@ -335,7 +350,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 if cfg.record_example_ids:
                     examples = ExampleLog(cfg, shard, num_shards, start.batches_consumed)
                 loop = _Loop(cfg, mesh, ckpt, step_fn, data, num_shards, examples, stop)
-                return loop.run(start)
+                result = loop.run(start)
+                return {**result, "signal": stop.received} if stop.received else result
         finally:
             ckpt.close()
             if examples:

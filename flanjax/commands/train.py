@@ -1,4 +1,10 @@
-"""`flanjax train --gin_file=runs/finetune.gin --gin.MODEL_DIR=... ...`."""
+"""`flanjax train --gin_file=runs/finetune.gin --gin.MODEL_DIR=... ...`.
+
+SIGTERM (a preemption, a scheduler's time limit) and SIGINT (Ctrl-C) let the current
+step finish, save a checkpoint at it and exit with one line: status 0 after SIGTERM
+(the job is done for now; rerun to resume), 130 after SIGINT (128 + 2, the shell's
+convention for an interrupted command). A second Ctrl-C aborts at once.
+"""
 
 from __future__ import annotations
 
@@ -6,7 +12,7 @@ import argparse
 import os
 import sys
 
-from flanjax import gin_launch
+from flanjax import gin_launch, quiet
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -24,6 +30,7 @@ def run(args: argparse.Namespace) -> int:
 
     cfg = gin_launch.build(trainer.TrainConfig)
     distributed.initialize(cfg.distributed)  # before anything touches a device
+    quiet.announce_backend("train")
     main = jax.process_index() == 0
     print(
         f"flanjax train: MODEL_DIR={cfg.model_dir} task={cfg.data.mixture_or_task_name} "
@@ -45,11 +52,12 @@ def run(args: argparse.Namespace) -> int:
         print(f"flanjax train: error: {e}", file=sys.stderr)
         return 1
     loss = last.get("loss", float("nan"))
-    if last["step"] < cfg.train_steps:  # SIGTERM: checkpoint saved, exit 0
+    if last["step"] < cfg.train_steps:  # SIGTERM or SIGINT: checkpoint saved
+        signal = last.get("signal", "a signal on another process")
         print(
-            f"flanjax train: stopped by a signal at step {last['step']} of {cfg.train_steps}; "
-            f"checkpoint saved in {cfg.model_dir}; rerun the same command to resume"
+            f"flanjax train: stopped by a signal at step {last['step']} of {cfg.train_steps} "
+            f"({signal}); checkpoint saved in {cfg.model_dir}; rerun the same command to resume"
         )
-        return 0
+        return 130 if signal == "SIGINT" else 0
     print(f"flanjax train: done at step {cfg.train_steps}; loss {loss:.4f}")
     return 0
