@@ -12,7 +12,8 @@ bf16 peak of all devices (`flops.PEAK_FLOPS`; NaN on CPUs, which have none).
 `compiler_flops_per_step` is XLA's own count (`cost_analysis()` of the compiled
 step, per device, times the device count), which also holds the elementwise work,
 the loss and the optimizer update; the two agree within a few percent at real
-sizes (tests/test_benchmarking.py checks a small model).
+sizes (tests/test_benchmarking.py checks a small model). `cudnn_calls` counts cuDNN's
+fused-attention calls in the compiled step (0 unless `attention_impl="cudnn"` on a GPU).
 """
 
 from __future__ import annotations
@@ -31,6 +32,8 @@ from flanjax import flops as flops_lib
 from flanjax import optimizers, partitioning, train_state, trainer
 from flanjax.data.pipeline import DataConfig
 from flanjax.models import ModelConfig, T5Config
+
+CUDNN_ATTENTION = "__cudnn$fmha"  # custom-call target prefix of cuDNN's fused attention
 
 
 @dataclasses.dataclass(frozen=True)
@@ -116,6 +119,7 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         compiled = step.lower(state, batch).compile()
         compile_s = time.perf_counter() - t0
         compiler_flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
+        cudnn_calls = compiled.as_text().count(CUDNN_ATTENTION)
         times = []
         for i in range(cfg.warmup_steps + cfg.steps):
             t0 = time.perf_counter()
@@ -149,5 +153,6 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         "mfu": flops / step_s / (peak * mesh.size) if peak else float("nan"),
         "peak_memory_gib": _peak_memory_bytes(device) / 2**30,
         "compile_s": compile_s,
+        "cudnn_calls": cudnn_calls,
         "final_loss": float(metrics["loss"]),
     }

@@ -1,10 +1,13 @@
-"""flanjax's train step against transformers' (torch) on the same CPU, model and batch.
+"""flanjax's train step against transformers' (torch) on the same device, model and batch.
 
-Both sides: T5 v1.1 small (gin_configs/models/t5_1_1_small.gin), float32, the same
-unpacked batch shape (transformers does not pack), Adafactor with T5's settings
-(factored second moments, decay exponent 0.8, no momentum, update clipping 1.0,
-parameter-scaled updates, lr 1e-3), loss over all target tokens. Reports median
-step times (after warm-up) and the ratio flanjax / transformers (lower is better).
+Both sides: T5 v1.1 small (gin_configs/models/t5_1_1_small.gin; `--size tiny` a
+one-layer toy for dry runs), float32, the same unpacked batch shape (transformers does
+not pack), Adafactor with T5's settings (factored second moments, decay exponent 0.8,
+no momentum, update clipping 1.0, parameter-scaled updates, lr 1e-3), loss over all
+target tokens. Reports median step times (after warm-up) and the ratio flanjax /
+transformers (lower is better). `--device cuda` runs torch on the GPU with TF32
+matmuls allowed, as JAX's default precision does for float32 on GPUs; `--side` runs one
+side only (scripts/gpu_checks.sh runs each in its own process).
 
   .venv/bin/python scripts/bench_vs_transformers.py --batch_size 8 --inputs 256 --targets 64
 """
@@ -16,18 +19,32 @@ import json
 import statistics
 import time
 
+# (flanjax T5Config, transformers T5Config) keyword arguments of each size
+SIZES = {
+    "small": dict(vocab_size=32128, d_model=512, head_dim=64, d_ff=1024, layers=8, num_heads=6),
+    "tiny": dict(vocab_size=128, d_model=32, head_dim=16, d_ff=64, layers=1, num_heads=2),
+}
+
 
 def bench_flanjax(args) -> dict:
-    from flanjax import benchmarking, gin_launch
+    from flanjax import benchmarking, gin_launch, partitioning
+    from flanjax.models import T5Config
 
-    gin_launch.parse(["models/t5_1_1_small.gin"], [])
+    if args.size == "small":
+        gin_launch.parse(["models/t5_1_1_small.gin"], [])
+        model = gin_launch.build_model()
+    else:
+        s = dict(SIZES[args.size])
+        layers = s.pop("layers")
+        model = T5Config(**s, num_encoder_layers=layers, num_decoder_layers=layers)
     cfg = benchmarking.BenchConfig(
-        model=gin_launch.build_model(),
+        model=model,
         feature_lengths={"inputs": args.inputs, "targets": args.targets},
         batch_size=args.batch_size,
         steps=args.steps,
         warmup_steps=args.warmup,
         pack=False,
+        mesh=partitioning.MeshConfig(data=1),  # one device, as torch uses
     )
     return benchmarking.run(cfg)
 
@@ -39,19 +56,26 @@ def bench_transformers(args) -> dict:
 
     torch.manual_seed(0)
     torch.set_num_threads(args.threads)
+    if args.device == "cuda":
+        torch.backends.cuda.matmul.allow_tf32 = True
+        torch.backends.cudnn.allow_tf32 = True
+    s = SIZES[args.size]
     config = transformers.T5Config(
-        vocab_size=32128, d_model=512, d_kv=64, d_ff=1024, num_layers=8, num_heads=6,
-        feed_forward_proj="gated-gelu", tie_word_embeddings=False, dropout_rate=0.0,
-        decoder_start_token_id=0, pad_token_id=0,
+        vocab_size=s["vocab_size"], d_model=s["d_model"], d_kv=s["head_dim"], d_ff=s["d_ff"],
+        num_layers=s["layers"], num_heads=s["num_heads"], feed_forward_proj="gated-gelu",
+        tie_word_embeddings=False, dropout_rate=0.0, decoder_start_token_id=0, pad_token_id=0,
     )  # fmt: skip
-    model = transformers.T5ForConditionalGeneration(config).train()
+    model = transformers.T5ForConditionalGeneration(config).train().to(args.device)
     opt = Adafactor(
         model.parameters(), lr=1e-3, scale_parameter=True, relative_step=False,
         warmup_init=False, clip_threshold=1.0, decay_rate=-0.8, beta1=None,
     )  # fmt: skip
     gen = torch.Generator().manual_seed(0)
-    inputs = torch.randint(2, 32128, (args.batch_size, args.inputs), generator=gen)
-    labels = torch.randint(2, 32128, (args.batch_size, args.targets), generator=gen)
+    vocab = s["vocab_size"]
+    inputs = torch.randint(2, vocab, (args.batch_size, args.inputs), generator=gen)
+    labels = torch.randint(2, vocab, (args.batch_size, args.targets), generator=gen)
+    inputs, labels = inputs.to(args.device), labels.to(args.device)
+    sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
     times = []
     for i in range(args.warmup + args.steps):
         t0 = time.perf_counter()
@@ -59,20 +83,42 @@ def bench_transformers(args) -> dict:
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
+        sync()
         if i >= args.warmup:
             times.append(time.perf_counter() - t0)
-    return {"step_time_s": statistics.median(times), "final_loss": float(loss.detach())}
+    return {
+        "step_time_s": statistics.median(times),
+        "final_loss": float(loss.detach()),
+        "torch": torch.__version__,
+        "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+    }
 
 
-def main() -> None:
+def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--size", choices=sorted(SIZES), default="small")
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--inputs", type=int, default=256)
     p.add_argument("--targets", type=int, default=64)
     p.add_argument("--steps", type=int, default=5)
     p.add_argument("--warmup", type=int, default=2)
     p.add_argument("--threads", type=int, default=2, help="torch intra-op threads (= cores)")
-    args = p.parse_args()
+    p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch's device")
+    p.add_argument("--side", choices=("both", "flanjax", "transformers"), default="both")
+    p.add_argument("--json", default="", help="write the result as JSON to this file")
+    return p
+
+
+def main() -> None:
+    args = parser().parse_args()
+    if args.side != "both":
+        result = (bench_flanjax if args.side == "flanjax" else bench_transformers)(args)
+        text = json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
+        print(text)
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(text + "\n")
+        return
     fj = bench_flanjax(args)
     hf = bench_transformers(args)
     ratio = fj["step_time_s"] / hf["step_time_s"]
@@ -85,9 +131,12 @@ def main() -> None:
         "flanjax_compile_s": round(fj["compile_s"], 1),
     }
     print(json.dumps(row))
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(json.dumps(row) + "\n")
     print(
-        f"| T5 v1.1 small, batch {args.batch_size}, {args.inputs}/{args.targets}, fp32, Adafactor "
-        f"| {fj['step_time_s']:.3f} s | {hf['step_time_s']:.3f} s | {ratio:.2f}x |"
+        f"| T5 v1.1 {args.size}, batch {args.batch_size}, {args.inputs}/{args.targets}, fp32, "
+        f"Adafactor | {fj['step_time_s']:.3f} s | {hf['step_time_s']:.3f} s | {ratio:.2f}x |"
     )
 
 
