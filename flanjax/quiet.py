@@ -40,6 +40,7 @@ VERBOSE_ENV = "FLANJAX_VERBOSE"
 _GOOGLE_VENDOR = "0x1ae0"
 _TPU_DEVICE_IDS = {"0x0027", "0x0056", "0x005e", "0x0062", "0x0063", "0x006f", "0x0076"}
 _NVIDIA_DEVICES = ("/dev/nvidia0", "/dev/nvidiactl", "/dev/dxg")
+_AMD_DEVICES = ("/dev/kfd",)
 # Lines libraries print to fd 2 while loading: absl/glog-formatted C++ log lines and the
 # pre-init notices.
 _CHATTER = re.compile(
@@ -76,7 +77,7 @@ def tpu_chips() -> int:
 def choose_platforms(env=os.environ) -> str:
     """Sets env["JAX_PLATFORMS"] as the module docstring says; returns a note for the
     backend line ("" when there is nothing to add)."""
-    if env.get("JAX_PLATFORMS") or tpu_chips() or os.path.exists("/dev/kfd"):
+    if env.get("JAX_PLATFORMS") or tpu_chips() or any(map(os.path.exists, _AMD_DEVICES)):
         return ""
     if any(os.path.exists(d) for d in _NVIDIA_DEVICES):
         if any(importlib.util.find_spec(m) for m in ("jax_cuda12_plugin", "jax_cuda13_plugin")):

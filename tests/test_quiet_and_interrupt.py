@@ -18,6 +18,8 @@ import time
 
 import pytest
 
+from flanjax import quiet
+
 FLAGS = [
     "--gin_file=runs/quickstart.gin",
     "--gin.MIXTURE_OR_TASK_NAME='builtin.addition'",
@@ -48,6 +50,31 @@ def user_env(tmp_path) -> dict[str, str]:
 
 def _flanjax(*argv: str) -> list[str]:
     return [sys.executable, "-m", "flanjax.cli", *argv]
+
+
+def test_loading_chatter_is_dropped_and_other_lines_pass(capfd):
+    with quiet.dropping_chatter():
+        os.write(2, b"WARNING: All log messages before absl::InitializeLog() is called are "
+                    b"written to STDERR\n")  # fmt: skip
+        os.write(2, b"I0000 00:00:1796160913.084030   11100 cudart_stub.cc:31] Could not find "
+                    b"cuda drivers on your machine, GPU will not be used.\n")  # fmt: skip
+        os.write(2, b"E0000 00:00:1796160927.175572   11100 cuda_platform.cc:52] failed call "
+                    b"to cuInit: INTERNAL: CUDA error: UNKNOWN ERROR (303)\n")  # fmt: skip
+        os.write(2, b"UserWarning: a warning that matters\n")
+    assert capfd.readouterr().err == "UserWarning: a warning that matters\n"
+
+
+def test_cpu_is_chosen_only_without_an_accelerator(monkeypatch):
+    monkeypatch.setattr(quiet, "_NVIDIA_DEVICES", ())
+    monkeypatch.setattr(quiet, "_AMD_DEVICES", ())
+    monkeypatch.setattr(quiet, "tpu_chips", lambda: 0)
+    env = {"JAX_PLATFORMS": ""}
+    assert quiet.choose_platforms(env) == "" and env == {"JAX_PLATFORMS": "cpu"}
+    env = {"JAX_PLATFORMS": "tpu"}  # the user's choice stands
+    assert quiet.choose_platforms(env) == "" and env == {"JAX_PLATFORMS": "tpu"}
+    monkeypatch.setattr(quiet, "tpu_chips", lambda: 4)
+    env = {}  # a TPU VM: jax chooses
+    assert quiet.choose_platforms(env) == "" and env == {}
 
 
 def test_tasks_list_prints_nothing_on_stderr(tmp_path, user_env):
