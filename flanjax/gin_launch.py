@@ -39,7 +39,7 @@ from flanjax import (
 )
 from flanjax.data import pipeline
 from flanjax.evaluation import evaluator
-from flanjax.models import llama, t5
+from flanjax.models import llama, lora, t5
 from flanjax.train_step import LossConfig
 
 CONFIGURABLES = (
@@ -47,6 +47,7 @@ CONFIGURABLES = (
     pipeline.DataConfig,
     t5.T5Config,
     llama.DecoderConfig,
+    lora.LoraConfig,
     optimizers.OptimizerConfig,
     partitioning.MeshConfig,
     checkpointing.CheckpointConfig,

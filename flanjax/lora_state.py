@@ -41,18 +41,6 @@ BASE = nnx.All(nnx.Param, nnx.Not(LoraParam))  # the frozen parameters of a LoRA
 FREE_FIELDS = frozenset({"dropout"})  # may change when a LoRA run resumes
 
 
-@dataclasses.dataclass
-class LoraStart:
-    """A LoRA run's start: adapter train state, its shardings, the frozen base, meta."""
-
-    state: TrainState
-    shardings: TrainState
-    batches_consumed: int
-    resumed: bool
-    base: nnx.State
-    meta: dict
-
-
 def _init_adapters(cfg: ModelConfig, lora_cfg: LoraConfig, seed: int) -> nnx.State:
     with nnx.use_eager_sharding(False):
         model = create_model(cfg, nnx.Rngs(params=seed), lora_cfg)
@@ -155,9 +143,10 @@ def check_run(meta: dict, cfg: Any, directory: str) -> None:
 
 
 # --- the run's start ----------------------------------------------------------------------
-def restore_or_init(cfg: Any, tx, mesh: Mesh, ckpt: checkpointing.Checkpointer) -> LoraStart:
+def restore_or_init(cfg: Any, tx, mesh: Mesh, ckpt: checkpointing.Checkpointer) -> tuple:
     """A LoRA run's start (`cfg` a TrainConfig): MODEL_DIR's newest adapters, or fresh
-    adapters on the initial checkpoint; either way the base restored beside them."""
+    adapters on the initial checkpoint; either way the base restored beside them.
+    (adapter state, its shardings, batches consumed, resumed, base, checkpoint meta)."""
     rules = cfg.mesh.rules
     abstract = abstract_state(cfg.model, cfg.lora, tx, cfg.seed)
     shardings = train_state.state_shardings(abstract, mesh, rules)
@@ -184,11 +173,17 @@ def restore_or_init(cfg: Any, tx, mesh: Mesh, ckpt: checkpointing.Checkpointer) 
         batches, resumed = 0, False
         log.info("LoRA rank %d on %s step %d", cfg.lora.rank, ref["path"], ref["step"])
     base = restore_base(ref, cfg.model, sharding_of)
-    return LoraStart(state, shardings, batches, resumed, base, run_meta(cfg.lora, ref))
+    log.info(
+        "LoRA: %d trainable parameters (adapters), %d frozen (base)",
+        count(state.params),
+        count(base),
+    )
+    return state, shardings, batches, resumed, base, run_meta(cfg.lora, ref)
 
 
-def trainable_count(state: TrainState) -> int:
-    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(state.params))
+def count(params: Any) -> int:
+    """The number of parameters (array elements) in a tree."""
+    return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
 
 
 # --- loading for evaluation, inference and export ------------------------------------------

@@ -32,15 +32,24 @@ import os
 import signal
 import threading
 import time
+from typing import Any
 
 import jax
 import numpy as np
 from flax import nnx
 
-from flanjax import checkpointing, distributed, flops, optimizers, partitioning, train_state
+from flanjax import (
+    checkpointing,
+    distributed,
+    flops,
+    lora_state,
+    optimizers,
+    partitioning,
+    train_state,
+)
 from flanjax.data.pipeline import BatchIterator, DataConfig, nonpadding_fraction
 from flanjax.metric_writers import MetricWriter, Progress
-from flanjax.models import ModelConfig
+from flanjax.models import LoraConfig, ModelConfig
 from flanjax.train_step import LossConfig, TrainState, train_step
 
 log = logging.getLogger(__name__)
@@ -59,6 +68,8 @@ class TrainConfig:
     record_example_ids: debug: record the ids of the examples in every batch
       and log per-task example/token counts (a second read of the data; see
       flanjax/example_ids.py).
+    lora: LoRA fine-tuning when `lora.rank` > 0: adapters train on the frozen weights
+      of `initial_checkpoint_path`, and checkpoints hold the adapters (lora_state.py).
     on_nonfinite: what a step with a NaN/Inf loss, gradient or update does: "stop"
       (raise NonFiniteError naming the step; the last good checkpoint stays the
       newest) or "skip" (the step leaves parameters and optimizer state unchanged;
@@ -81,6 +92,7 @@ class TrainConfig:
     distributed: distributed.DistributedConfig = distributed.DistributedConfig()
     record_example_ids: bool = False
     on_nonfinite: str = "stop"  # stop | skip
+    lora: LoraConfig = LoraConfig()  # rank 0: full fine-tuning
 
     def __post_init__(self) -> None:
         if self.on_nonfinite not in NONFINITE_MODES:
@@ -104,6 +116,8 @@ class Start:
     shardings: TrainState
     batches_consumed: int
     resumed: bool
+    base: Any = None  # a LoRA run's frozen base weights (lora_state.py)
+    meta: dict = dataclasses.field(default_factory=dict)  # extra checkpoint meta
 
 
 def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) -> TrainState:
@@ -136,12 +150,14 @@ def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) ->
 
 def _restore_or_init(cfg: TrainConfig, tx, mesh, ckpt: checkpointing.Checkpointer) -> Start:
     """The run's start: MODEL_DIR's latest checkpoint, the initial checkpoint, or fresh."""
+    if cfg.lora.enabled:
+        return Start(*lora_state.restore_or_init(cfg, tx, mesh, ckpt))
     rules = cfg.mesh.rules
     abstract = train_state.abstract_state(cfg.model, tx, cfg.seed)
     shardings = train_state.state_shardings(abstract, mesh, rules)
     target = train_state.with_shardings(abstract, shardings)
     found = ckpt.restore_newest_valid(
-        target, lambda meta: checkpointing.check_same_model(meta, cfg.model, ckpt.directory)
+        target, lambda meta: lora_state.check_run(meta, cfg, ckpt.directory)
     )
     if found is not None:
         _, (params, opt_state), data_state, meta = found
@@ -157,13 +173,14 @@ def _restore_or_init(cfg: TrainConfig, tx, mesh, ckpt: checkpointing.Checkpointe
 
 
 def compile_train_step(
-    cfg: TrainConfig, tx, schedule, mesh, shardings: TrainState, *, donate: bool = True
+    cfg: TrainConfig, tx, schedule, mesh, shardings: TrainState, *, donate: bool = True, frozen=None
 ):
     """The jitted train step: state sharded by the rules (donated), batch sharded on
-    the batch axes; activations constrained by the same rules while tracing."""
+    the batch axes; activations constrained by the same rules while tracing. `frozen`
+    (a LoRA run's base weights) is bound as a further input, neither donated nor trained."""
     rules = cfg.mesh.rules
-    graphdef = train_state.graphdef_of(cfg.model, rules)
-    dropout = getattr(cfg.model, "dropout_rate", 0.0) > 0
+    graphdef = train_state.graphdef_of(cfg.model, rules, cfg.lora)
+    dropout = getattr(cfg.model, "dropout_rate", 0.0) > 0 or cfg.lora.dropout > 0
     step_fn = functools.partial(
         train_step,
         graphdef=graphdef,
@@ -175,16 +192,18 @@ def compile_train_step(
     )
 
     @functools.wraps(train_step)
-    def with_rules(state: TrainState, batch: dict) -> tuple[TrainState, dict]:
+    def with_rules(state: TrainState, batch: dict, *base) -> tuple[TrainState, dict]:
         with nnx.logical_axis_rules(rules), jax.sharding.use_abstract_mesh(mesh.abstract_mesh):
-            return step_fn(state, batch)
+            return step_fn(state, batch, *base)
 
-    return jax.jit(
+    base_shardings = () if frozen is None else (lora_state.frozen_shardings(frozen),)
+    jitted = jax.jit(
         with_rules,
-        in_shardings=(shardings, partitioning.batch_sharding(mesh, rules)),
+        in_shardings=(shardings, partitioning.batch_sharding(mesh, rules), *base_shardings),
         out_shardings=(shardings, None),
         donate_argnums=(0,) if donate else (),
     )
+    return jitted if frozen is None else lambda state, batch: jitted(state, batch, frozen)
 
 
 def check_microbatches(cfg: TrainConfig, mesh) -> None:
@@ -340,7 +359,9 @@ def train(cfg: TrainConfig) -> dict[str, float]:
         try:
             with jax.set_mesh(mesh):
                 start = _restore_or_init(cfg, tx, mesh, ckpt)
-                step_fn = compile_train_step(cfg, tx, schedule, mesh, start.shardings)
+                step_fn = compile_train_step(
+                    cfg, tx, schedule, mesh, start.shardings, frozen=start.base
+                )
                 data = BatchIterator(
                     cfg.data,
                     process_index=shard,
@@ -350,6 +371,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 if cfg.record_example_ids:
                     examples = ExampleLog(cfg, shard, num_shards, start.batches_consumed)
                 loop = _Loop(cfg, mesh, ckpt, step_fn, data, num_shards, examples, stop)
+                loop.meta.update(start.meta)
                 result = loop.run(start)
                 return {**result, "signal": stop.received} if stop.received else result
         finally:

@@ -1,5 +1,5 @@
 """`flanjax convert --from hf|--to hf --src DIR --dst DIR [--step N] [--param_dtype D]
-[--scan_layers]`."""
+[--scan_layers] [--peft]`."""
 
 from __future__ import annotations
 
@@ -40,6 +40,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         action="store_true",
         help="with --from: write the stacked-layer layout (models run by jax.lax.scan)",
     )
+    p.add_argument(
+        "--peft",
+        action="store_true",
+        help="with --to hf and a LoRA MODEL_DIR: a PEFT adapter folder (adapter_config.json, "
+        "adapter_model.safetensors) instead of merged weights",
+    )
     p.add_argument("--debug", action="store_true", help="full tracebacks on errors")
     p.set_defaults(func=run)
 
@@ -50,11 +56,18 @@ def run(args: argparse.Namespace) -> int:
     if args.from_format:
         if args.step is not None:
             raise ValueError("--step goes with --to hf (which checkpoint to export)")
+        if args.peft:
+            raise ValueError("--peft goes with --to hf (a LoRA MODEL_DIR's adapters)")
         cfg = hf.convert_from_hf(
             args.src, args.dst, param_dtype=args.param_dtype, scan_layers=args.scan_layers
         )
         print(f"wrote {args.dst} (checkpoint 0, {type(cfg).__name__})")
+    elif args.peft:
+        from flanjax.conversion import peft
+
+        peft.export_peft(args.src, args.dst, step=args.step)
+        print(f"wrote {args.dst} (adapter_config.json, adapter_model.safetensors)")
     else:
-        hf.convert_to_hf(args.src, args.dst, step=args.step)
+        hf.convert_to_hf(args.src, args.dst, step=args.step)  # a LoRA MODEL_DIR: merged
         print(f"wrote {args.dst} (config.json, model.safetensors)")
     return 0

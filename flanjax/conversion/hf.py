@@ -36,7 +36,7 @@ import orbax.checkpoint as ocp
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from flanjax import checkpointing, train_state
+from flanjax import checkpointing, lora_state, train_state
 from flanjax.models import DecoderConfig, ModelConfig, T5Config
 
 log = logging.getLogger(__name__)
@@ -436,11 +436,8 @@ def load_params_checkpoint(model_dir: str, step: int | None = None) -> tuple[Mod
         raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
     cfg = checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
     device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    abstract = jax.tree.map(
-        lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device),
-        train_state.abstract_params(cfg),
-    )
-    params = ckpt.restore_params(step, abstract)
+    on_device = lambda a: jax.tree.map(lambda _: device, a)  # noqa: E731
+    params = lora_state.restore_params(ckpt, step, cfg, on_device)  # LoRA: base + adapters merged
     ckpt.close()
     return cfg, params
 

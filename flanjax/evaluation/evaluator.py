@@ -28,7 +28,7 @@ import numpy as np
 import seqio
 from flax import nnx
 
-from flanjax import checkpointing, inference, partitioning, train_state
+from flanjax import checkpointing, inference, lora_state, partitioning, train_state
 from flanjax.data import few_shot, registry
 from flanjax.data.templates import RenderedExample, Template
 from flanjax.evaluation import aggregate
@@ -332,9 +332,8 @@ def load_model(
     model_cfg = checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
     mesh = partitioning.make_mesh(mesh_cfg)
     graphdef = train_state.graphdef_of(model_cfg, mesh_cfg.rules)
-    abs_params = train_state.abstract_params(model_cfg)
-    shardings = train_state.param_shardings(abs_params, mesh, mesh_cfg.rules)
-    params = ckpt.restore_params(step, train_state.with_shardings(abs_params, shardings))
+    sharding_of = lambda a: train_state.param_shardings(a, mesh, mesh_cfg.rules)  # noqa: E731
+    params = lora_state.restore_params(ckpt, step, model_cfg, sharding_of)  # LoRA: merged
     ckpt.close()
     return nnx.merge(graphdef, params), mesh
 
