@@ -7,7 +7,8 @@ step (`trainer.compile_train_step`) and the score step (rank classification,
 topology (`tpu_topologies`) or of this machine, and reports per device: memory
 against the chip's HBM with a FITS / DOES NOT FIT verdict, the compiler's FLOP
 count against flanjax's analytic count (`flops.py` for the train step), the
-collectives of the compiled HLO, a roofline step time and the MFU it implies.
+collectives of the compiled HLO, a roofline step time with the collectives' time
+(`perf.roofline`: without and with full overlap) and the MFU it implies.
 
 `check_fits(compiled, device)` is the memory check on its own, for the trainer:
 it raises `MemoryFitError` naming the sizes and the knobs that would help.
@@ -32,12 +33,14 @@ from flanjax import (
     inference,
     optimizers,
     partitioning,
+    run_setup,
     tpu_topologies,
     train_state,
     trainer,
 )
 from flanjax.data.pipeline import FEATURE_CONVERTERS
 from flanjax.models import DecoderConfig, T5Config
+from flanjax.perf import roofline
 
 GiB = 2**30
 OOM_OPTIONS = {"xla_tpu_no_crash_on_oom": True}  # libtpu: finish compiling past HBM
@@ -260,14 +263,8 @@ def _has_limit(device: jax.Device) -> bool:
 def model_lengths(tcfg: trainer.TrainConfig) -> dict[str, int]:
     """The model's feature lengths (seqio's feature converter on the task lengths)."""
     data = tcfg.data
-    decoder_only = isinstance(tcfg.model, DecoderConfig)
-    if decoder_only == (data.feature_converter == "enc_dec"):
-        want = "'lm' or 'prefix_lm'" if decoder_only else "'enc_dec'"
-        raise ValueError(
-            f"{type(tcfg.model).__name__} needs DataConfig.feature_converter = {want}, "
-            f"not {data.feature_converter!r}"
-        )
-    converter = FEATURE_CONVERTERS[data.feature_converter](pack=data.pack)
+    name = run_setup.resolve_converter(data, tcfg.model)  # refuses a family mismatch
+    converter = FEATURE_CONVERTERS[name](pack=data.pack)
     return dict(converter.get_model_feature_lengths(dict(data.task_feature_lengths)))
 
 
@@ -352,22 +349,14 @@ def _compile(lowered: Any, target: Target, cfg: CheckConfig, out: dict) -> Any |
     return compiled
 
 
-def _roofline(dev_flops: float, bytes_accessed: float, analytic: float, target: Target) -> dict:
-    """Step time at the chip's peak rates (the slower of compute and HBM traffic; the
-    collectives' time is not modeled) and the MFU it implies for the analytic FLOPs."""
-    chip = target.chip
-    if chip is None:
+def _roofline(dev_flops: float, bytes_accessed: float, analytic: float, target: Target,
+              collectives: dict) -> dict:  # fmt: skip
+    """`perf.roofline`: the step at the chip's peak rates, collectives included, and the
+    MFU it implies for the analytic FLOPs; {} for a chip of unknown rates."""
+    if target.chip is None:
         return {}
-    compute_s, memory_s = dev_flops / chip.peak_flops, bytes_accessed / chip.hbm_bandwidth
-    step_s = max(compute_s, memory_s)
-    peak = chip.peak_flops * len(target.devices)
-    return {
-        "compute_s": compute_s,
-        "memory_s": memory_s,
-        "step_s": step_s,
-        "bound": "compute" if compute_s >= memory_s else "memory",
-        "mfu": analytic / (step_s * peak) if step_s else 0.0,
-    }
+    n = len(target.devices)
+    return roofline.roofline(dev_flops, bytes_accessed, analytic, target.chip, n, collectives)
 
 
 COST_KEYS = ("flops", "bytes accessed")
@@ -442,8 +431,9 @@ def measure(
         "compiler_vs_analytic": dev_flops * n / analytic_flops - 1 if analytic_flops else 0.0,
     }
     out["bytes_accessed_per_device"] = bytes_accessed
-    out["collectives"] = hlo_analysis.collective_stats(compiled.as_text())
-    out["roofline"] = _roofline(dev_flops, bytes_accessed, analytic_flops, target)
+    out["collectives"] = hlo_analysis.collective_stats(compiled.as_text(), n)
+    out["roofline"] = _roofline(dev_flops, bytes_accessed, analytic_flops, target,
+                                out["collectives"])  # fmt: skip
     # libtpu reports -1 (none) for some programs; a scanned program's counts one layer
     if unrolled is None and float(cost.get("optimal_seconds", -1.0)) > 0:
         out["roofline"]["compiler_estimate_s"] = float(cost["optimal_seconds"])
@@ -549,7 +539,7 @@ def _step_lines(name: str, step: dict) -> list[str]:
         f"compiler {100 * f['compiler_vs_analytic']:+.1f}%"
     )
     parts = [
-        f"{k} {int(v['count'])} x {gib(v['bytes'])}"
+        f"{k} {int(v['count'])} x {gib(v['bytes'])} (sends {gib(v.get('traffic', 0))})"
         for k, v in step["collectives"].items()
         if v["count"]
     ]
@@ -558,8 +548,7 @@ def _step_lines(name: str, step: dict) -> list[str]:
     if r:
         est = r.get("compiler_estimate_s")
         lines.append(
-            f"  roofline      compute {_ms(r['compute_s'])}, HBM {_ms(r['memory_s'])}"
-            f" -> {_ms(r['step_s'])}/step ({r['bound']}-bound), MFU {r['mfu']:.1%}"
+            f"  roofline      {roofline.summary(r)}"
             + (f"; compiler's estimate {_ms(est)}" if est is not None else "")
         )
     return lines

@@ -2,8 +2,9 @@
 
 `collective_stats(compiled.as_text())` counts the collectives of an optimized
 HLO module (all-reduce, all-gather, reduce-scatter, all-to-all,
-collective-permute) with their bytes. `score_flops` counts the matmul FLOPs of
-the score step (rank classification) from the model config, as `flanjax.flops`
+collective-permute) with their bytes and the bytes each device sends for them
+(`traffic`, which `flanjax.perf.roofline` turns into time). `score_flops` counts the
+matmul FLOPs of the score step (rank classification) from the model config, as `flanjax.flops`
 does for the train step, to compare with the compiler's `cost_analysis()`
 (which also counts rematerialization, elementwise work and, when training, the
 optimizer update).
@@ -12,6 +13,7 @@ optimizer update).
 from __future__ import annotations
 
 import functools
+import math
 import re
 from typing import Any
 
@@ -102,16 +104,50 @@ def _multipliers(comps: dict[str, list[str]]) -> dict[str, int]:
     return {name: mult(name) for name in comps}
 
 
-def collective_stats(hlo: str) -> dict[str, dict[str, float]]:
-    """Collectives of a compiled (optimized) HLO module by kind: count and bytes per
+def group_size(line: str, num_devices: int = 0) -> int:
+    """Devices in each replica group of a collective's HLO line: the mesh form (the
+    product of the named axes' sizes), the iota form `replica_groups=[G,P]<=[N]` or the
+    listed `{{0,1,..},..}`; a collective-permute
+    pairs 2; no groups (`{}`) means every device (`num_devices`, 0 if unknown)."""
+    if "collective-permute" in line.split("(")[0]:
+        return 2
+    m = re.search(r"replica_groups=mesh\[([^\]]*)\][^{]*\{([^}]*)\}", line)
+    if m:  # mesh form: mesh['axis_0'=2,'axis_1'=4], device_ids=(...) {'axis_1'}
+        sizes = dict(re.findall(r"'([^']+)'=(\d+)", m.group(1)))
+        return math.prod(int(sizes.get(a, 1)) for a in re.findall(r"'([^']+)'", m.group(2)))
+    m = re.search(r"replica_groups=\[([\d,]+)\]<=", line)
+    if m:
+        return int(m.group(1).split(",")[-1])
+    m = re.search(r"replica_groups=\{\{([\d,\s]*)\}", line)
+    if m:
+        return len([d for d in m.group(1).split(",") if d.strip()])
+    return num_devices
+
+
+def ring_traffic(op: str, result_bytes: float, group: int) -> float:
+    """Bytes each device sends for one collective in a ring over `group` devices (the
+    bandwidth-optimal algorithms): an all-gather or all-to-all sends (P-1)/P of its
+    result, a reduce-scatter P-1 times its shard, an all-reduce (a reduce-scatter then
+    an all-gather) 2 (P-1)/P of its result, a collective-permute its result. An unknown
+    group (0) counts as a large one (the factor's limit)."""
+    share = (group - 1) / group if group > 0 else 1.0
+    if op == "reduce-scatter":
+        return result_bytes * (group - 1 if group > 0 else 1.0)
+    factor = {"all-reduce": 2 * share, "collective-permute": 1.0}.get(op, share)
+    return result_bytes * factor
+
+
+def collective_stats(hlo: str, num_devices: int = 0) -> dict[str, dict[str, float]]:
+    """Collectives of a compiled (optimized) HLO module by kind: count, bytes per
     device per execution (each result's size: an all-gather's gathered array, a
-    reduce-scatter's shard). Loop bodies count once per iteration. TPU's async
-    collective fusions repeat one collective in several fused computations of a
-    chain (frontend attribute `chain_id`); a chain counts once."""
+    reduce-scatter's shard), and `traffic`: the bytes each device sends for them
+    (`ring_traffic`, from each op's replica groups). Loop bodies count once per
+    iteration. TPU's async collective fusions repeat one collective in several fused
+    computations of a chain (frontend attribute `chain_id`); a chain counts once."""
     comps = _split_computations(hlo)
     mult = _multipliers(comps)
-    seen: dict[tuple[str, str], tuple[float, int]] = {}
-    stats = {k: {"count": 0.0, "bytes": 0.0} for k in COLLECTIVES}
+    seen: dict[tuple[str, str], tuple[float, int, int]] = {}
+    stats = {k: {"count": 0.0, "bytes": 0.0, "traffic": 0.0} for k in COLLECTIVES}
     for name, lines in comps.items():
         for i, line in enumerate(lines):
             m = _OP_RE.match(line)
@@ -120,11 +156,13 @@ def collective_stats(hlo: str) -> dict[str, dict[str, float]]:
             size = shape_bytes(m.group("shape"), largest=bool(m.group("start")))
             chain = re.search(r'chain_id="(\d+)"', line)
             key = (m.group("op"), chain.group(1) if chain else f"{name}#{i}")
-            old = seen.get(key, (0.0, 0))
-            seen[key] = (max(old[0], size), max(old[1], mult[name]))
-    for (op, _), (size, times) in seen.items():
+            old = seen.get(key, (0.0, 0, 0))
+            group = max(old[2], group_size(line))  # a chain's members may omit it
+            seen[key] = (max(old[0], size), max(old[1], mult[name]), group)
+    for (op, _), (size, times, group) in seen.items():
         stats[op]["count"] += times
         stats[op]["bytes"] += size * times
+        stats[op]["traffic"] += ring_traffic(op, size, group or num_devices) * times
     return stats
 
 

@@ -80,7 +80,8 @@ def row(name: str, report: dict, wall_s: float) -> str:
         f"| {margin} | {gib(score_mem.get('total', 0))} "
         f"| {100 * flops.get('compiler_vs_analytic', 0):+.1f}% "
         f"| {1e3 * roof.get('step_s', 0):.0f} ms ({roof.get('bound', '-')}) "
-        f"| {100 * roof.get('mfu', 0):.1f}% "
+        f"| {1e3 * (roof.get('collective_s') or 0):.0f} ms "
+        f"| {100 * roof.get('mfu', 0):.1f}% / {100 * roof.get('mfu_overlap', 0):.1f}% "
         f"| {train.get('compile_s', 0):.0f} s / {score.get('compile_s', 0):.0f} s "
         f"| {wall_s:.0f} s |"
     )
@@ -88,8 +89,9 @@ def row(name: str, report: dict, wall_s: float) -> str:
 
 HEADER = (
     "| pair | slice | mesh | params | train step GiB/chip (of HBM) | verdict (margin) "
-    "| score step GiB/chip | compiler vs analytic FLOPs | roofline step | projected MFU "
-    "| compile train / score | wall |\n|" + "---|" * 12
+    "| score step GiB/chip | compiler vs analytic FLOPs | roofline step (no overlap) "
+    "| collectives | projected MFU (no overlap / full overlap) | compile train / score | wall |"
+    "\n|" + "---|" * 13
 )
 
 

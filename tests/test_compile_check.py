@@ -3,6 +3,7 @@ the `tpu` extra), the memory-fit refusal, and the HLO/FLOP bookkeeping."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 
 import pytest
@@ -10,6 +11,7 @@ import pytest
 pytest.importorskip("libtpu", reason="TPU topologies need libtpu: pip install 'flanjax[tpu]'")
 
 from flanjax import cli, compile_check, hlo_analysis, tpu_topologies
+from flanjax.perf import roofline
 
 T5_TINY = [
     "--gin_file=models/t5_1_1_tiny.gin",
@@ -39,7 +41,7 @@ def _check(tmp_path, argv: list[str]) -> tuple[int, dict]:
     return rc, json.loads(out.read_text())
 
 
-def _assert_step(step: dict, hbm: int) -> None:
+def _assert_step(step: dict, hbm: int, ici: float) -> None:
     mem = step["memory"]
     for key in ("argument", "output", "alias", "temp", "generated_code", "total", "margin"):
         assert isinstance(mem[key], int), key
@@ -50,8 +52,12 @@ def _assert_step(step: dict, hbm: int) -> None:
     assert -0.1 < flops["compiler_vs_analytic"] < 0.3, flops
     assert set(step["collectives"]) == set(hlo_analysis.COLLECTIVES)
     roof = step["roofline"]
-    assert roof["step_s"] == max(roof["compute_s"], roof["memory_s"]) > 0
-    assert 0 < roof["mfu"] <= 1
+    local = max(roof["compute_s"], roof["memory_s"])
+    traffic = sum(c["traffic"] for c in step["collectives"].values())
+    assert roof["collective_s"] == traffic / (ici / 2) > 0
+    assert roof["step_s"] == pytest.approx(local + roof["collective_s"]) and local > 0
+    assert roof["step_overlap_s"] == max(local, roof["collective_s"])
+    assert 0 < roof["mfu"] <= roof["mfu_overlap"] <= roof["mfu_no_collectives"] <= 1
     assert step["compile_s"] > 0
 
 
@@ -62,7 +68,7 @@ def test_t5_tiny_on_v5e(tmp_path, capsys):
     assert report["devices"] == 4 and report["device_kind"] == "TPU v5 lite"
     assert report["mesh"]["fsdp"] == 2 and report["chip"]["name"] == "v5e"
     for key in ("train_step", "score_step"):
-        _assert_step(report[key], 16 * 2**30)
+        _assert_step(report[key], 16 * 2**30, 400e9)
     train = report["train_step"]
     assert train["memory"]["alias"] > 0  # the donated state
     assert train["collectives"]["all-gather"]["count"] > 0  # FSDP gathers parameters
@@ -78,7 +84,7 @@ def test_scanned_t5_on_v6e_counts_flops_of_every_layer(tmp_path, capsys):
     rc, report = _check(tmp_path, [*argv, "--no_score_step"])
     assert rc == 0 and report["verdict"] == "FITS" and report["scanned_layers"] is True
     assert "FLOPs and bytes are the unrolled program's" in capsys.readouterr().out
-    _assert_step(report["train_step"], 32 * 2**30)
+    _assert_step(report["train_step"], 32 * 2**30, 800e9)
     assert report["train_step"]["unrolled_cost_s"] > 0
 
 
@@ -89,7 +95,7 @@ def test_llama_tiny_on_v4_megacore(tmp_path):
     assert report["devices"] == 4 and report["device_kind"] == "TPU v4"  # one device per chip
     assert report["feature_lengths"]["decoder_target_tokens"] == 64  # inputs + targets
     for key in ("train_step", "score_step"):
-        _assert_step(report[key], 32 * 2**30)
+        _assert_step(report[key], 32 * 2**30, 300e9)
 
 
 def test_oversized_config_does_not_fit(tmp_path, capsys):
@@ -188,7 +194,7 @@ def test_collectives_of_hlo_text():
   ROOT %lt = pred[] compare(%i, %c), direction=LT
 }
 %fused.1 (a: bf16[4,32]) -> bf16[8,32] {
-  %ag.1 = bf16[8,32]{1,0:T(8,128)} all-gather(%a), frontend_attributes={chain_id="3"}
+  %ag.1 = bf16[8,32] all-gather(%a), replica_groups=[2,2]<=[4], frontend_attributes={chain_id="3"}
 }
 %fused.2 (a: bf16[4,32]) -> bf16[8,32] {
   %ag.2 = bf16[8,32]{1,0:T(8,128)S(1)} all-gather(%a), frontend_attributes={chain_id="3"}
@@ -198,13 +204,36 @@ ENTRY %main (x: f32[8]) -> f32[8] {
   %f1 = bf16[8,32] fusion(%a), kind=kLoop, calls=%fused.1
   %f2 = bf16[8,32] fusion(%a), kind=kLoop, calls=%fused.2
   %rs = (f32[2,4]{1,0}, bf16[2]{0}) reduce-scatter(%y, %z), dimensions={0}
+  %a2a = f32[4,8] all-to-all(%q), replica_groups=mesh['axis_0'=2,'axis_1'=2] {'axis_1'}
 }
 """
-    stats = hlo_analysis.collective_stats(hlo)
-    assert stats["all-reduce"] == {"count": 6, "bytes": 6 * 32}  # 6 loop iterations
-    assert stats["all-gather"] == {"count": 1, "bytes": 8 * 32 * 2}  # one async chain
-    assert stats["reduce-scatter"] == {"count": 1, "bytes": 8 * 4 + 2 * 2}
-    assert stats["all-to-all"]["count"] == 0
+    stats = hlo_analysis.collective_stats(hlo, num_devices=4)
+    # traffic: the bytes each device sends, ring algorithms over each op's group
+    assert stats["all-reduce"] == {"count": 6, "bytes": 6 * 32, "traffic": 6 * 2 * 32 / 2}
+    assert stats["all-gather"] == {"count": 1, "bytes": 512, "traffic": 512 / 2}  # one chain
+    rs = 8 * 4 + 2 * 2  # no replica groups: all 4 devices
+    assert stats["reduce-scatter"] == {"count": 1, "bytes": rs, "traffic": 3 * rs}
+    # the mesh form of replica groups: the named axes' sizes
+    assert stats["all-to-all"] == {"count": 1, "bytes": 128, "traffic": 128 / 2}
+    assert stats["collective-permute"]["count"] == 0
+
+
+def test_roofline_adds_collective_time_without_overlap():
+    chip = tpu_topologies.Chip("x", ("X",), 2**30, 100e12, 1e12, ici_bandwidth=200e9)
+    collectives = {"all-gather": {"traffic": 5e9}, "all-reduce": {"traffic": 3e9}}
+    # per device: compute 1e13 / 1e14 = 100 ms, HBM 5e10 / 1e12 = 50 ms,
+    # collectives 8e9 / (200e9 / 2) = 80 ms
+    r = roofline.roofline(1e13, 5e10, 2 * 0.9e13, chip, 2, collectives)
+    assert r["collective_s"] == pytest.approx(0.08) and r["bound"] == "compute"
+    assert r["step_s"] == pytest.approx(0.18) and r["step_overlap_s"] == pytest.approx(0.1)
+    assert r["mfu_no_collectives"] == pytest.approx(0.9)
+    assert r["mfu_overlap"] == pytest.approx(0.9) and r["mfu"] == pytest.approx(0.5)
+    assert "collectives 80 ms -> 180 ms/step without overlap, MFU 50.0%" in roofline.summary(r)
+    slow = roofline.roofline(1e13, 5e10, 1.8e13, chip, 2, {"all-reduce": {"traffic": 2e10}})
+    assert slow["bound"] == "collectives" and slow["mfu_overlap"] == pytest.approx(0.45)
+    unknown = dataclasses.replace(chip, ici_bandwidth=0.0)  # collectives not modeled
+    r = roofline.roofline(1e13, 5e10, 1.8e13, unknown, 2, collectives)
+    assert r["collective_s"] is None and r["mfu"] == pytest.approx(0.9)
 
 
 def test_fitting_train_step_is_the_trainer_hook(monkeypatch):

@@ -4,7 +4,8 @@
 Compiles the run's train and score steps ahead of time for a TPU topology
 (no TPU needed; `pip install 'flanjax[tpu]'`) or for this machine's devices
 (`--topology=local`), and reports memory per device (FITS / DOES NOT FIT),
-FLOPs, collectives and a roofline step time. Exits 1 when it does not fit.
+FLOPs, collectives and a roofline step time with the collectives' ICI time (projected MFU
+without and with full overlap). Exits 1 when it does not fit.
 Macros a run file leaves required and a compile does not need (MODEL_DIR,
 MIXTURE_OR_TASK_NAME, TRAIN_STEPS) get placeholders.
 """
