@@ -251,7 +251,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--cpu", action="store_true", help="dry run: tiny shapes on CPU")
     p.add_argument("--out", type=pathlib.Path, default=pathlib.Path("gpu_checks_out"))
     p.add_argument("--only", action="append", choices=list(PARTS), help="run only these parts")
-    p.add_argument("--budget_s", type=float, default=420.0, help="time for all parts")
+    p.add_argument("--budget_s", type=float, default=360.0,
+                   help="time for all parts (with ~1-2 min of installing: 8 min)")  # fmt: skip
     p.add_argument("--isolate", type=int, choices=(0, 1), default=None,
                    help="one process per part (default: 1 on GPU, 0 with --cpu)")  # fmt: skip
     p.add_argument("--compile_cache", default=None,

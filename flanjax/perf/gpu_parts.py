@@ -201,6 +201,8 @@ DECODER_1P3B = DecoderConfig(
 )  # fmt: skip  # 1.34B parameters (GPT-3 XL / Llama-style shapes)
 TINY_T5 = T5Config(vocab_size=128, d_model=32, num_heads=2, head_dim=16, d_ff=64,
                    num_encoder_layers=1, num_decoder_layers=1)  # fmt: skip
+TINY_DIMS = ("vocab_size", "d_model", "num_heads", "head_dim", "d_ff", "num_encoder_layers",
+             "num_decoder_layers")  # fmt: skip
 TINY_DECODER = DecoderConfig(vocab_size=128, d_model=32, num_layers=1, num_heads=4,
                              num_kv_heads=2, head_dim=8, d_ff=48)  # fmt: skip
 
@@ -239,14 +241,18 @@ def _one_device():
 
 
 def _model(bench: Bench, mode: Mode):
-    if mode.cpu:
-        return TINY_DECODER if isinstance(bench.model, DecoderConfig) else TINY_T5
+    """The benchmark's config; on CPU shrunk to the tiny shapes (a gin file still parsed)."""
     if isinstance(bench.model, DecoderConfig):
-        return bench.model
+        return TINY_DECODER if mode.cpu else bench.model
     from flanjax import gin_launch
 
     gin_launch.parse([bench.model], [])
-    return gin_launch.build_model()
+    model = gin_launch.build_model()
+    if not mode.cpu:
+        return model
+    tiny = {f.name: getattr(TINY_T5, f.name) for f in dataclasses.fields(T5Config)
+            if f.name in TINY_DIMS}  # fmt: skip
+    return dataclasses.replace(model, **tiny)
 
 
 def bench(mode: Mode, name: str) -> dict[str, Any]:
