@@ -41,7 +41,14 @@ if ((INSTALL)); then
   [[ -n "$WHEELS" ]] && PIP+=(--no-index --find-links "$WHEELS")
   echo "installing into $VENV from ${WHEELS:-the package index}" >&2
   {
-    [[ -x "$VENV/bin/python" ]] || "$PY" -m venv "$VENV"
+    if [[ ! -x "$VENV/bin/python" ]]; then
+      # without ensurepip (Debian's python3-venv missing): bootstrap pip from its wheel
+      "$PY" -m venv "$VENV" || {
+        rm -rf "$VENV" && "$PY" -m venv --without-pip "$VENV" &&
+          "$VENV/bin/python" "$(ls "${WHEELS:?no wheel folder to bootstrap pip from}"/pip-*.whl | head -1)/pip" \
+            install --quiet --no-index --find-links "$WHEELS" pip
+      }
+    fi
     "$VENV/bin/python" "${PIP[@]}" setuptools wheel
     "$VENV/bin/python" "${PIP[@]}" --no-build-isolation -e ".[gpu,convert]"
   } || { echo "gpu_checks.sh: installing failed (see README, GPU checks)" >&2; exit 2; }

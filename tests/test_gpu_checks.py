@@ -70,3 +70,15 @@ def test_a_part_past_its_cap_is_killed_and_recorded(tmp_path, monkeypatch):
     parts = gpu_checks.run_all(args)
     assert parts["device"]["status"] == "TIMEOUT" and not parts["device"]["ok"]
     assert "timed out" in parts["device"]["error"]
+
+
+def test_installing_from_a_wheel_folder_that_lacks_packages_exits_2(tmp_path):
+    wheels = tmp_path / "whl"
+    wheels.mkdir()
+    python = str(REPO / ".venv" / "bin" / "python")
+    cmd = [str(REPO / "scripts" / "gpu_checks.sh"), "--wheels", str(wheels),
+           "--venv", str(tmp_path / "venv"), "--python", python]  # fmt: skip
+    proc = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO, timeout=300)
+    assert proc.returncode == 2, proc.stderr[-2000:]
+    assert f"installing into {tmp_path / 'venv'} from {wheels}" in proc.stderr
+    assert "installing failed" in proc.stderr
