@@ -21,6 +21,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import logging
+import math
 import os
 import shutil
 from typing import Any
@@ -49,7 +50,9 @@ def model_config_from_json(d: dict[str, Any]) -> ModelConfig:
     if saved.pop("remat", False) and "remat_policy" not in saved:
         saved["remat_policy"] = "full"
     names = {f.name for f in dataclasses.fields(cls)}
-    return cls(**{k: v for k, v in saved.items() if k in names})
+    # JSON has no tuples: tuple-valued fields (rope_scaling) come back as lists
+    fields = {k: tuple(v) if isinstance(v, list) else v for k, v in saved.items() if k in names}
+    return cls(**fields)
 
 
 class CheckpointWriteError(OSError):
@@ -261,44 +264,103 @@ def _barrier(name: str) -> None:
 # Fields that change how a model computes, not its parameters: a run may change them
 # when it resumes or starts from a pretrained checkpoint.
 RUNTIME_FIELDS = frozenset({"dtype", "dropout_rate", "remat_policy", "attention_impl"})
+# What a run starting from a pretrained checkpoint may also choose: the layer layout
+# (parameters are restacked) and a causal decoder trained as a prefix-LM.
+INITIAL_CHOICES = RUNTIME_FIELDS | {"scan_layers", "attention"}
+FLOAT_RTOL = 1e-6  # float32 round trips (1e-5 saved as 9.999999747378752e-06) compare equal
+
+
+def _same_value(a: Any, b: Any) -> bool:
+    if isinstance(a, float) or isinstance(b, float):
+        return (
+            isinstance(a, int | float)
+            and isinstance(b, int | float)
+            and math.isclose(a, b, rel_tol=FLOAT_RTOL)
+        )
+    if isinstance(a, list | tuple) and isinstance(b, list | tuple):
+        return len(a) == len(b) and all(_same_value(x, y) for x, y in zip(a, b))
+    return a == b
+
+
+def model_differences(saved: ModelConfig, cfg: ModelConfig) -> dict[str, tuple[Any, Any]]:
+    """field -> (saved, requested) for every field that differs (floats within FLOAT_RTOL)."""
+    ours = dataclasses.asdict(cfg)
+    return {
+        k: (v, ours[k]) for k, v in dataclasses.asdict(saved).items() if not _same_value(v, ours[k])
+    }
 
 
 def check_same_model(
     meta: dict, cfg: ModelConfig, directory: str, also_free: frozenset[str] = frozenset()
-) -> None:
+) -> dict[str, tuple[Any, Any]]:
     """Refuses a checkpoint written by a model of a different architecture.
 
     Compute-only fields (`RUNTIME_FIELDS`: compute dtype, dropout, remat) may
-    differ, and `also_free` ones (an initial checkpoint may differ in
-    `scan_layers`: its parameters are restacked); fields missing from an older
-    checkpoint count as their defaults.
+    differ, and `also_free` ones (an initial checkpoint: `INITIAL_CHOICES`);
+    fields missing from an older checkpoint count as their defaults, and floats
+    compare within FLOAT_RTOL. Returns the free fields that differ (for the log).
     """
     saved = meta.get("model")
     if not saved:
-        return
+        return {}
     if saved["family"] != model_config_to_json(cfg)["family"]:
         raise ValueError(f"{directory} holds a {saved['family']} model, not a {type(cfg).__name__}")
-    saved_cfg = dataclasses.asdict(model_config_from_json(saved))
-    diff = {
-        k: (saved_cfg.get(k), v)
-        for k, v in dataclasses.asdict(cfg).items()
-        if k not in RUNTIME_FIELDS | also_free and saved_cfg.get(k) != v
-    }
-    if diff:
+    diff = model_differences(model_config_from_json(saved), cfg)
+    free = RUNTIME_FIELDS | also_free
+    fixed = {k: v for k, v in diff.items() if k not in free}
+    if fixed:
         raise ValueError(
-            f"{directory} holds checkpoints of a different model config "
-            f"(field: (saved, requested)): {diff}. Use a new MODEL_DIR, or the saved config."
+            f"{directory} holds checkpoints of a different model architecture "
+            f"(field: (saved, requested)): {fixed}. Use a new MODEL_DIR or the saved config; "
+            f"only {sorted(free)} may differ from the checkpoint"
+            + (" (a run's own MODEL_DIR)" if not also_free else "")
+            + ". Leaving the model gin file out takes the architecture from the checkpoint."
         )
+    return {k: v for k, v in diff.items() if k in free}
+
+
+def read_model_config(path: str) -> tuple[ModelConfig, str, int]:
+    """(model config, MODEL_DIR, step) of a MODEL_DIR's newest checkpoint or of one
+    MODEL_DIR/checkpoints/<step> folder. Reads files only (no Orbax, no devices), so
+    a run can check its config before `jax.distributed.initialize`."""
+    model_dir, step = split_checkpoint_path(path)
+    if step is None:
+        folder = os.path.join(model_dir, "checkpoints")
+        steps = sorted(
+            int(n)
+            for n in (os.listdir(folder) if os.path.isdir(folder) else [])
+            if n.isdigit() and os.path.isfile(os.path.join(folder, n, "meta", "metadata"))
+        )
+        if not steps:
+            raise FileNotFoundError(f"checkpoint {path}: no checkpoints in {folder}")
+        step = steps[-1]
+    meta_path = os.path.join(model_dir, "checkpoints", str(step), "meta", "metadata")
+    try:
+        with open(meta_path) as f:
+            meta = json.load(f)
+    except (OSError, ValueError) as e:
+        raise FileNotFoundError(f"checkpoint {path}: cannot read {meta_path}: {e}") from e
+    if "model" not in meta:
+        raise ValueError(f"{meta_path}: names no model config")
+    return model_config_from_json(meta["model"]), model_dir, step
+
+
+def split_checkpoint_path(path: str) -> tuple[str, int | None]:
+    """(MODEL_DIR, step) of MODEL_DIR/checkpoints/<step>; (MODEL_DIR, None) of a MODEL_DIR."""
+    path = os.path.abspath(path.rstrip("/"))
+    parent, name = os.path.split(path)
+    if name.isdigit() and os.path.basename(parent) == "checkpoints":
+        return os.path.dirname(parent), int(name)
+    return path, None
 
 
 def locate_checkpoint(path: str) -> tuple[str, int]:
     """(MODEL_DIR, step) for an initial checkpoint path: a MODEL_DIR (its latest
     step; e.g. one written by `flanjax convert --from hf`), or one step's folder,
     MODEL_DIR/checkpoints/<step>."""
-    path = os.path.abspath(path.rstrip("/"))
-    parent, name = os.path.split(path)
-    if name.isdigit() and os.path.basename(parent) == "checkpoints":
-        return os.path.dirname(parent), int(name)
+    path, step = split_checkpoint_path(path)
+    if step is not None:
+        return path, step
     ckpt = Checkpointer(path, read_only=True)
     step = ckpt.latest_step()
     ckpt.close()

@@ -14,7 +14,10 @@ import importlib
 import logging
 import sys
 
-COMMANDS = ("train", "evaluate", "tasks", "convert", "bench", "compile_check", "score", "generate")
+COMMANDS = (
+    "train", "preflight", "evaluate", "tasks", "convert", "bench", "compile_check", "score",
+    "generate",
+)  # fmt: skip
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -349,3 +349,33 @@ def save_config(model_dir: str) -> str:
     with open(path, "w") as f:
         f.write(gin.config_str())
     return path
+
+
+def bind_model_from_checkpoint() -> bool:
+    """No models/*.gin given (no MODEL macro): the run takes the architecture of its
+    checkpoint (run_setup.prepare); MODEL is bound to None for the TrainConfig."""
+    try:
+        gin.query_parameter("%MODEL")
+        return False
+    except ValueError:
+        with gin.unlock_config():
+            gin.parse_config("MODEL = None")
+        return True
+
+
+def with_model_overrides(cfg):
+    """`--gin.DecoderConfig.attention="'prefix'"` and the like, bound without a model
+    file, become TrainConfig.model_overrides for the checkpoint's config class."""
+    from flanjax import checkpointing, run_setup
+
+    source, _ = run_setup.source_checkpoint(cfg)
+    if source is None:
+        return cfg  # prepare() says what is missing
+    model, _, _ = checkpointing.read_model_config(source)
+    overrides = {}
+    for field in dataclasses.fields(model):
+        try:
+            overrides[field.name] = gin.query_parameter(f"{type(model).__name__}.{field.name}")
+        except ValueError:
+            continue
+    return dataclasses.replace(cfg, model_overrides={**cfg.model_overrides, **overrides})

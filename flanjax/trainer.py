@@ -32,6 +32,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -45,6 +46,7 @@ from flanjax import (
     lora_state,
     optimizers,
     partitioning,
+    run_setup,
     train_state,
 )
 from flanjax.data.pipeline import BatchIterator, DataConfig, nonpadding_fraction
@@ -65,6 +67,9 @@ class TrainConfig:
     initial_checkpoint_path: a MODEL_DIR (its latest checkpoint) or one
       MODEL_DIR/checkpoints/<step> folder to take parameters from when MODEL_DIR
       has no checkpoint yet; e.g. the output of `flanjax convert --from hf`.
+    model: None takes the architecture from the run's checkpoint, with
+      `model_overrides` (field -> value) for what a run may choose over it:
+      checkpointing.INITIAL_CHOICES (see run_setup.py).
     record_example_ids: debug: record the ids of the examples in every batch
       and log per-task example/token counts (a second read of the data; see
       flanjax/example_ids.py).
@@ -78,7 +83,7 @@ class TrainConfig:
 
     model_dir: str
     data: DataConfig
-    model: ModelConfig
+    model: ModelConfig | None  # None: the checkpoint's architecture (run_setup.prepare)
     train_steps: int
     optimizer: optimizers.OptimizerConfig = optimizers.OptimizerConfig()
     mesh: partitioning.MeshConfig = partitioning.MeshConfig()
@@ -93,6 +98,7 @@ class TrainConfig:
     record_example_ids: bool = False
     on_nonfinite: str = "stop"  # stop | skip
     lora: LoraConfig = LoraConfig()  # rank 0: full fine-tuning
+    model_overrides: Mapping[str, Any] = dataclasses.field(default_factory=dict)
 
     def __post_init__(self) -> None:
         if self.on_nonfinite not in NONFINITE_MODES:
@@ -128,7 +134,7 @@ def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) ->
     src = checkpointing.Checkpointer(model_dir, read_only=True)
     meta = src.read_meta(step)
     where = f"{model_dir} (initial checkpoint)"
-    checkpointing.check_same_model(meta, cfg.model, where, also_free=frozenset({"scan_layers"}))
+    checkpointing.check_same_model(meta, cfg.model, where, also_free=checkpointing.INITIAL_CHOICES)
     saved_scan = bool(meta.get("model", {}).get("scan_layers", False))
     if saved_scan == cfg.model.scan_layers:
         params = src.restore_params(
@@ -348,12 +354,15 @@ def train(cfg: TrainConfig) -> dict[str, float]:
     """Trains until `cfg.train_steps`, resuming from MODEL_DIR; returns the last metrics
     plus `step`, the step reached (less than `train_steps` if stopped by SIGTERM or
     SIGINT), and `signal`, the signal's name, when this process received one."""
+    cfg = run_setup.prepare(cfg)  # refuses a mismatched model, converter or vocabulary
     with StopSignal() as stop:
         distributed.initialize(cfg.distributed)
         mesh = partitioning.make_mesh(cfg.mesh)
         check_microbatches(cfg, mesh)
         tx, schedule = optimizers.make_optimizer(cfg.optimizer)
         ckpt = checkpointing.Checkpointer(cfg.model_dir, cfg.checkpoint)
+        if jax.process_index() == 0:
+            run_setup.write_run_files(cfg)
         shard, num_shards = partitioning.data_layout(mesh, cfg.mesh.rules, cfg.data.batch_size)
         examples = None
         try:

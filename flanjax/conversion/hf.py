@@ -15,7 +15,9 @@ rotate-half layout, so no values are changed, only reshaped.
 
 A converted MODEL_DIR holds checkpoints/0 (items params, data and meta; no
 optimizer state, so it initializes fine-tuning rather than resuming it), the
-tokenizer files in vocab/, and the source config.json as hf_config.json.
+tokenizer files in vocab/, the source config.json as hf_config.json, and the
+architecture as a gin model file, model.gin (a run from the MODEL_DIR needs
+none: it takes the checkpoint's architecture).
 """
 
 from __future__ import annotations
@@ -37,23 +39,14 @@ from safetensors import safe_open
 from safetensors.numpy import save_file
 
 from flanjax import checkpointing, lora_state, train_state
+from flanjax.conversion import gin_model
+from flanjax.data.vocabularies import TOKENIZER_FILES
 from flanjax.models import DecoderConfig, ModelConfig, T5Config
 
 log = logging.getLogger(__name__)
 
-TOKENIZER_FILES = (
-    "tokenizer.json",
-    "tokenizer_config.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "spiece.model",
-    "tokenizer.model",
-    "vocab.json",
-    "merges.txt",
-    "chat_template.jinja",
-    "chat_template.json",
-)
 SOURCE_CONFIG = "hf_config.json"  # the source config.json, kept in the MODEL_DIR
+MODEL_GIN = "model.gin"  # the converted architecture as a gin model file, for those who want one
 # Token ids and lengths carried from the source config back into an export.
 _CARRIED_KEYS = (
     "bos_token_id",
@@ -117,12 +110,17 @@ def _model_type(hf: dict[str, Any]) -> str:
     )
 
 
-def _rope_theta(hf: dict[str, Any]) -> float:
+def _rope(hf: dict[str, Any]) -> tuple[float, tuple[float, ...]]:
+    """(rope theta, DecoderConfig.rope_scaling): the default RoPE, or Llama 3.1's scaling."""
     rope = hf.get("rope_parameters") or hf.get("rope_scaling") or {}
     rope_type = rope.get("rope_type", rope.get("type", "default"))
-    if rope_type != "default":
-        raise ValueError(f"RoPE type {rope_type!r} is not supported (only the default)")
-    return float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    theta = float(rope.get("rope_theta", hf.get("rope_theta", 10000.0)))
+    if rope_type == "default":
+        return theta, ()
+    if rope_type == "llama3":
+        keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        return theta, tuple(float(rope[k]) for k in keys)
+    raise ValueError(f"RoPE type {rope_type!r} is not supported (only default and llama3)")
 
 
 def decoder_config_from_hf(hf: dict[str, Any], param_dtype: str = "float32") -> DecoderConfig:
@@ -134,6 +132,7 @@ def decoder_config_from_hf(hf: dict[str, Any], param_dtype: str = "float32") -> 
     if hf.get("use_sliding_window"):
         raise ValueError("sliding-window attention is not supported")
     heads = hf["num_attention_heads"]
+    theta, scaling = _rope(hf)
     return DecoderConfig(
         vocab_size=hf["vocab_size"],
         d_model=hf["hidden_size"],
@@ -142,7 +141,8 @@ def decoder_config_from_hf(hf: dict[str, Any], param_dtype: str = "float32") -> 
         num_kv_heads=hf.get("num_key_value_heads") or heads,
         head_dim=hf.get("head_dim") or hf["hidden_size"] // heads,
         d_ff=hf["intermediate_size"],
-        rope_theta=_rope_theta(hf),
+        rope_theta=theta,
+        rope_scaling=scaling,
         rms_norm_eps=hf.get("rms_norm_eps", 1e-6),
         tie_embeddings=bool(hf.get("tie_word_embeddings", False)),
         qkv_bias=model_type == "qwen2",
@@ -243,13 +243,27 @@ def _decoder_config_to_hf(cfg: DecoderConfig) -> dict[str, Any]:
         "hidden_act": "silu",
         "rms_norm_eps": cfg.rms_norm_eps,
         "rope_theta": cfg.rope_theta,
-        "rope_parameters": {"rope_type": "default", "rope_theta": cfg.rope_theta},
+        "rope_parameters": _rope_to_hf(cfg),
         "tie_word_embeddings": cfg.tie_embeddings,
         "max_position_embeddings": 8192,
     }
     if model_type == "llama":
         out.update(attention_bias=False, mlp_bias=False)
     return out
+
+
+def _rope_to_hf(cfg: DecoderConfig) -> dict[str, Any]:
+    if not cfg.rope_scaling:
+        return {"rope_type": "default", "rope_theta": cfg.rope_theta}
+    factor, low, high, original = cfg.rope_scaling
+    return {
+        "rope_type": "llama3",
+        "rope_theta": cfg.rope_theta,
+        "factor": factor,
+        "low_freq_factor": low,
+        "high_freq_factor": high,
+        "original_max_position_embeddings": int(original),
+    }
 
 
 # --- parameter layout -------------------------------------------------------------
@@ -466,6 +480,8 @@ def convert_from_hf(
     with open(os.path.join(dst_dir, SOURCE_CONFIG), "w") as f:
         json.dump(hf, f, indent=1)
     copied = _copy_files(src_dir, os.path.join(dst_dir, "vocab"), TOKENIZER_FILES)
+    with open(os.path.join(dst_dir, MODEL_GIN), "w") as f:
+        f.write(gin_model.model_gin(cfg, f"{type(cfg).__name__} converted from {src_dir}"))
     log.info("converted %s -> %s (%s); tokenizer files %s", src_dir, dst_dir, cfg, copied)
     return cfg
 

@@ -31,7 +31,7 @@ from flax import nnx
 from flanjax import checkpointing, inference, lora_state, partitioning, train_state
 from flanjax.data import few_shot, registry
 from flanjax.data.templates import RenderedExample, Template
-from flanjax.evaluation import aggregate
+from flanjax.evaluation import aggregate, encoding
 from flanjax.evaluation import metrics as metrics_lib
 from flanjax.evaluation.encoding import Layout, TokenizedTemplate, resolve_vocabulary
 
@@ -58,6 +58,12 @@ class EvalConfig:
       a spec ("byte", a .model file, a tokenizer.json or its folder).
     prompt_separator: appended to decoder-only prompts before the answer, with
       a Hugging Face tokenizer (see encoding.py).
+    prompt_format: the decoder-only layout: None (the one MODEL_DIR was trained
+      with, MODEL_DIR/vocab/layout.json; for a converted checkpoint "hf", its
+      tokenizer's own), "hf", "seqio", "plain" or "chat" (encoding.Layout). The
+      baseline checkpoint is scored in the same layout.
+    chat_template: with "chat": a tokenizer folder holding the template (None:
+      MODEL_DIR/vocab/).
     few_shot: k values evaluated beside zero-shot (exemplars from the train
       split, or from the evaluation split itself, never the query, without one).
     templates: "task_metric" (default): the templates that pose the task itself,
@@ -79,6 +85,8 @@ class EvalConfig:
     checkpoints: str = "new"  # "new": not yet evaluated; "latest"; "all"
     vocabulary: str | None = None
     prompt_separator: str = "\n"
+    prompt_format: str | None = None
+    chat_template: str | None = None
     few_shot: tuple[int, ...] = ()
     few_shot_seed: int = 0
     templates: str = "task_metric"
@@ -275,10 +283,13 @@ def render(
 def task_layout(
     info: registry.TaskInfo, model: nnx.Module, vocab: seqio.Vocabulary | None, cfg: EvalConfig
 ) -> Layout:
-    """How `model` sees this task's text: `vocab`, or the task's own when None."""
+    """How `model` sees this task's text: `vocab`, or the task's own when None, in the
+    prompt layout of `cfg` (resolved against cfg.model_dir)."""
     if vocab is None:
         vocab = seqio.get_mixture_or_task(info.name).output_features["targets"].vocabulary
-    return Layout(vocab, inference.is_encoder_decoder(model), cfg.prompt_separator)
+    kind = encoding.resolve_layout(cfg.prompt_format, cfg.model_dir)
+    pair = encoding.pair_format(kind, cfg.model_dir, cfg.chat_template)
+    return Layout(vocab, inference.is_encoder_decoder(model), cfg.prompt_separator, kind, pair)
 
 
 def evaluate_task(
@@ -370,6 +381,7 @@ def _evaluate_saved(cfg: EvalConfig, model_dir: str, step: int, vocab_dir: str) 
         "mixture": cfg.mixture_or_task_name,
         "split": cfg.split,
         "vocabulary": "task" if vocab is None else repr(vocab),
+        "prompt_format": encoding.resolve_layout(cfg.prompt_format, cfg.model_dir) or "default",
         "few_shot_k": list(cfg.few_shot),
         **result,
     }

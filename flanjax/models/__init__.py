@@ -29,3 +29,28 @@ def layer_stacks(config: ModelConfig) -> tuple[str, ...]:
     if isinstance(config, T5Config):
         return layer_stack.STACK_NAMES
     return ("decoder_layers",)
+
+
+# The seqio feature converters each family reads (the first is its default).
+_CONVERTERS: dict[type, tuple[str, ...]] = {
+    T5Config: ("enc_dec",),
+    DecoderConfig: ("prefix_lm", "lm"),
+}
+
+
+def feature_converters(config: ModelConfig) -> tuple[str, ...]:
+    """Names of the feature converters (data/pipeline.py) whose batches `config`'s model
+    reads; the first is the default for instruction data (inputs and targets)."""
+    return _CONVERTERS[type(config)]
+
+
+def check_feature_converter(config: ModelConfig, converter: str) -> None:
+    """Refuses a converter whose batches the model cannot read (an encoder-decoder batch
+    into a decoder-only model, or the reverse)."""
+    allowed = feature_converters(config)
+    if converter not in allowed:
+        raise ValueError(
+            f"a {type(config).__name__} model reads DataConfig.feature_converter "
+            f"{' or '.join(repr(c) for c in allowed)}, not {converter!r}"
+            + (" (an encoder-decoder batch)" if converter == "enc_dec" else "")
+        )

@@ -27,6 +27,7 @@ import dataclasses
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from flax import nnx
 
 from flanjax.models import layer_stack, layers, lora, remat
@@ -49,6 +50,9 @@ class DecoderConfig:
     head_dim: int = 64
     d_ff: int = 1536
     rope_theta: float = 100000.0
+    # Llama 3.1's RoPE frequency scaling: (factor, low_freq_factor, high_freq_factor,
+    # original_max_position_embeddings); () for none.
+    rope_scaling: tuple[float, ...] = ()
     rms_norm_eps: float = 1e-5
     tie_embeddings: bool = True
     qkv_bias: bool = False  # Qwen2-style biases on the q, k, v projections
@@ -72,14 +76,33 @@ class DecoderConfig:
             )
         if self.head_dim % 2:
             raise ValueError(f"DecoderConfig.head_dim {self.head_dim}: RoPE needs an even size")
+        if len(self.rope_scaling) not in (0, 4):
+            raise ValueError(
+                f"DecoderConfig.rope_scaling {self.rope_scaling}: () or (factor, "
+                "low_freq_factor, high_freq_factor, original_max_position_embeddings)"
+            )
+
+
+def rope_frequencies(head_dim: int, theta: float, scaling: tuple[float, ...] = ()) -> jax.Array:
+    """The K/2 inverse frequencies; with `scaling`, Llama 3.1's: long wavelengths divided
+    by the factor, short ones kept, a smooth blend between."""
+    if not scaling:
+        return 1.0 / (theta ** (jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim))
+    inv_freq = 1.0 / (theta ** (np.arange(0, head_dim, 2, dtype=np.float64) / head_dim))
+    factor, low, high, original = scaling
+    wavelen = 2 * np.pi / inv_freq
+    scaled = np.where(wavelen > original / low, inv_freq / factor, inv_freq)
+    smooth = (original / wavelen - low) / (high - low)
+    blended = (1 - smooth) * scaled / factor + smooth * scaled
+    medium = (wavelen >= original / high) & (wavelen <= original / low)
+    return jnp.asarray(np.where(medium, blended, scaled), jnp.float32)
 
 
 def rope_tables(
-    positions_BxT: jax.Array, head_dim: int, theta: float
+    positions_BxT: jax.Array, head_dim: int, theta: float, scaling: tuple[float, ...] = ()
 ) -> tuple[jax.Array, jax.Array]:
     """(cos, sin), each BxTxK in float32, in the rotate-half layout (frequencies repeated)."""
-    exponents = jnp.arange(0, head_dim, 2, dtype=jnp.float32) / head_dim
-    inv_freq = 1.0 / (theta**exponents)  # K/2 frequencies
+    inv_freq = rope_frequencies(head_dim, theta, scaling)  # K/2 frequencies
     angles = positions_BxT.astype(jnp.float32)[..., None] * inv_freq
     angles_BxTxK = jnp.concatenate([angles, angles], axis=-1)
     return jnp.cos(angles_BxTxK), jnp.sin(angles_BxTxK)
@@ -355,7 +378,9 @@ class Decoder(nnx.Module):
         mask_BxTxT = attention_mask(
             segment_ids_BxT, inputs_mask_BxT, prefix=self.cfg.attention == "prefix"
         )
-        cos_BxTxK, sin_BxTxK = rope_tables(positions_BxT, self.cfg.head_dim, self.cfg.rope_theta)
+        cos_BxTxK, sin_BxTxK = rope_tables(
+            positions_BxT, self.cfg.head_dim, self.cfg.rope_theta, self.cfg.rope_scaling
+        )
         x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
         x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
         x_BxTxD = self.dropout(x_BxTxD, deterministic=det, rngs=rngs)
@@ -397,7 +422,9 @@ class Decoder(nnx.Module):
             q_in_BxT = positions_BxT < prefix_lengths_B[:, None]
             k_in_BxS = slots_S[None, :] < prefix_lengths_B[:, None]
             mask_BxTxS = mask_BxTxS | (q_in_BxT[:, :, None] & k_in_BxS[:, None, :])
-        cos_BxTxK, sin_BxTxK = rope_tables(positions_BxT, self.cfg.head_dim, self.cfg.rope_theta)
+        cos_BxTxK, sin_BxTxK = rope_tables(
+            positions_BxT, self.cfg.head_dim, self.cfg.rope_theta, self.cfg.rope_scaling
+        )
         x_BxTxD = jnp.take(self.embedding[...], tokens_BxT, axis=0).astype(self.cfg.dtype)
         x_BxTxD = constrain(x_BxTxD, ("act_batch", "act_length", "act_embed"))
         new_cache = []
