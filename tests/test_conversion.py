@@ -234,7 +234,9 @@ def test_cli_sharded_bf16_checkpoint_with_tokenizer(tmp_path: Path) -> None:
 def test_unsupported_configs_are_refused(tmp_path: Path) -> None:
     base = {"model_type": "llama", "vocab_size": 8, "hidden_size": 8, "intermediate_size": 8,
             "num_hidden_layers": 1, "num_attention_heads": 2}  # fmt: skip
-    with pytest.raises(ValueError, match="RoPE type"):
+    with pytest.raises(ValueError, match="RoPE type 'yarn'"):
+        hf.config_from_hf({**base, "rope_parameters": {"rope_type": "yarn", "factor": 8.0}})
+    with pytest.raises(ValueError, match="llama3 RoPE scaling without"):
         hf.config_from_hf({**base, "rope_parameters": {"rope_type": "llama3", "factor": 8.0}})
     with pytest.raises(ValueError, match="biases"):
         hf.config_from_hf({**base, "attention_bias": True})
@@ -272,3 +274,25 @@ def test_config_json_round_trip() -> None:
         T5Config(mlp_activation="relu", tie_embeddings=True, num_decoder_layers=3),
     ):
         assert hf.config_from_hf(json.loads(json.dumps(hf.config_to_hf(cfg)))) == cfg
+
+
+def test_llama3_rope_scaling_equals_transformers() -> None:
+    """Llama 3.1 / 3.2's RoPE frequencies: converted from the config, equal to what
+    transformers computes for the same config."""
+    transformers = pytest.importorskip("transformers")
+    from transformers.modeling_rope_utils import ROPE_INIT_FUNCTIONS
+
+    from flanjax.models.llama import rope_frequencies
+
+    rope = {"rope_type": "llama3", "rope_theta": 500000.0, "factor": 32.0,
+            "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+            "original_max_position_embeddings": 8192}  # fmt: skip
+    hf_cfg = {"model_type": "llama", "vocab_size": 8, "hidden_size": 256,
+              "intermediate_size": 8, "num_hidden_layers": 1, "num_attention_heads": 4,
+              "rope_parameters": rope}  # fmt: skip
+    cfg = hf.config_from_hf(hf_cfg)
+    assert cfg.rope_scaling == (32.0, 1.0, 4.0, 8192.0) and cfg.rope_theta == 500000.0
+    ours = np.asarray(rope_frequencies(cfg.head_dim, cfg.rope_theta, cfg.rope_scaling))
+    theirs, _ = ROPE_INIT_FUNCTIONS["llama3"](transformers.LlamaConfig(**hf_cfg), "cpu")
+    np.testing.assert_allclose(ours, theirs.numpy(), rtol=1e-6)
+    assert hf.config_to_hf(cfg)["rope_parameters"] == rope

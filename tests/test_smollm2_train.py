@@ -19,7 +19,7 @@ def _config(model_dir, initial, **data) -> trainer.TrainConfig:
     return trainer.TrainConfig(
         model_dir=str(model_dir),
         data=DataConfig(
-            "flan.rte", {"inputs": 64, "targets": 8}, batch_size=8, feature_converter="auto",
+            "flan.sst2", {"inputs": 128, "targets": 8}, batch_size=8, feature_converter="auto",
             **data,
         ),
         model=None,  # the checkpoint's architecture, no model gin
@@ -32,7 +32,7 @@ def _config(model_dir, initial, **data) -> trainer.TrainConfig:
     )  # fmt: skip
 
 
-def test_smollm2_trains_on_flan_rte_with_its_own_tokenizer(
+def test_smollm2_trains_on_flan_sst2_with_its_own_tokenizer(
     smollm2_model_dir, shared_data, tmp_path
 ):
     cfg = _config(tmp_path / "run", smollm2_model_dir)
@@ -52,6 +52,6 @@ def test_smollm2_on_the_t5_vocabulary_tasks_is_refused(smollm2_model_dir, shared
     with pytest.raises(ValueError) as e:
         trainer.train(cfg)
     message = str(e.value)
-    assert "'flan.rte'" in message and "t5_spiece.model" in message
+    assert "'flan.sst2'" in message and "t5_spiece.model" in message
     assert str(smollm2_model_dir) in message
     assert not (tmp_path / "run").exists()

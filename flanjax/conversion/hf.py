@@ -119,6 +119,9 @@ def _rope(hf: dict[str, Any]) -> tuple[float, tuple[float, ...]]:
         return theta, ()
     if rope_type == "llama3":
         keys = ("factor", "low_freq_factor", "high_freq_factor", "original_max_position_embeddings")
+        missing = [k for k in keys if k not in rope]
+        if missing:
+            raise ValueError(f"llama3 RoPE scaling without {missing}: {rope}")
         return theta, tuple(float(rope[k]) for k in keys)
     raise ValueError(f"RoPE type {rope_type!r} is not supported (only default and llama3)")
 
