@@ -18,8 +18,9 @@ imported, because what it sets is read once at import or backend creation:
   then are dropped; any other line is passed on.
 * seqio's "uncached FunctionDataset ... highly recommended that you cache" warning
   (one per task; flanjax's tasks are generated or read from local files and are not
-  meant to be cached) and its note that packing drops the pretokenized features are
-  filtered from the `absl` logger.
+  meant to be cached), its note that packing drops the pretokenized features and
+  Orbax's notes on read-only checkpoint managers (the evaluator's) are filtered from
+  the `absl` logger.
 
 `announce_backend()` then says once which backend runs ("running on CPU: 8 devices").
 """
@@ -48,10 +49,12 @@ _CHATTER = re.compile(
     r"|WARNING: All log messages before absl::InitializeLog\(\) is called"
     r"|WARNING: Logging before InitGoogle\(\) is written to STDERR)"
 )
-# seqio's notices about how flanjax uses it, not about the user's run.
-_SEQIO_NOTICES = (
+# seqio's and Orbax's notices about how flanjax uses them, not about the user's run.
+_NOTICES = (
     "Using an uncached FunctionDataset",
     "Features not in `features_length` will be removed during packing",
+    "CheckpointManagerOptions.read_only=True, setting save_interval_steps=0",
+    "Given directory is read only=",
 )
 _state = {"note": "", "announced": False, "filter": None}
 
@@ -120,9 +123,9 @@ def _hide_gpus_from_tensorflow() -> None:
         tf.config.set_visible_devices([], "GPU")
 
 
-class _DropSeqioNotices(logging.Filter):
+class _DropNotices(logging.Filter):
     def filter(self, record: logging.LogRecord) -> bool:
-        return not str(record.msg).startswith(_SEQIO_NOTICES)
+        return not str(record.msg).startswith(_NOTICES)
 
 
 def setup(verbose: bool) -> None:
@@ -136,7 +139,7 @@ def setup(verbose: bool) -> None:
         _hide_gpus_from_tensorflow()
         import jax  # noqa: F401  (its plugins load here; the backend starts later)
     if _state["filter"] is None:
-        _state["filter"] = _DropSeqioNotices()
+        _state["filter"] = _DropNotices()
         logging.getLogger("absl").addFilter(_state["filter"])
 
 

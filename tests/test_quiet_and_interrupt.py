@@ -8,6 +8,7 @@ itself), from a folder holding `runs/` and `models/` (the current folder is on
 sys.path under `python -m`).
 """
 
+import logging
 import os
 import pathlib
 import re
@@ -62,6 +63,15 @@ def test_loading_chatter_is_dropped_and_other_lines_pass(capfd):
                     b"to cuInit: INTERNAL: CUDA error: UNKNOWN ERROR (303)\n")  # fmt: skip
         os.write(2, b"UserWarning: a warning that matters\n")
     assert capfd.readouterr().err == "UserWarning: a warning that matters\n"
+
+
+def test_library_notices_are_filtered_and_other_warnings_stay(caplog):
+    quiet.setup(verbose=False)
+    absl = logging.getLogger("absl")
+    absl.warning("Using an uncached FunctionDataset for training is not recommended ...")
+    absl.warning("Given directory is read only=/tmp/run/checkpoints")
+    absl.warning("a warning that matters")
+    assert [r.getMessage() for r in caplog.records] == ["a warning that matters"]
 
 
 def test_cpu_is_chosen_only_without_an_accelerator(monkeypatch):
