@@ -23,7 +23,8 @@ import math
 import resource
 import statistics
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
+from typing import Any
 
 import jax
 import numpy as np
@@ -100,8 +101,8 @@ def _peak_memory_bytes(device: jax.Device) -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # host RSS on CPU
 
 
-def run(cfg: BenchConfig) -> dict[str, float | str]:
-    """Compiles and times the real train step; returns one JSON-able row."""
+def _setup(cfg: BenchConfig) -> dict[str, Any]:
+    """The mesh, the compiled train step, its state and batch, and the compile time."""
     tcfg = trainer.TrainConfig(
         model_dir="", data=DataConfig("bench", dict(cfg.feature_lengths), cfg.batch_size),
         model=cfg.model, train_steps=0, optimizer=cfg.optimizer, mesh=cfg.mesh,
@@ -117,10 +118,35 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
         batch = partitioning.host_local_batch(mesh, cfg.mesh.rules, batch_np)
         t0 = time.perf_counter()
         compiled = step.lower(state, batch).compile()
-        compile_s = time.perf_counter() - t0
-        compiler_flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
-        cudnn_calls = compiled.as_text().count(CUDNN_ATTENTION)
-        times = []
+    return {"mesh": mesh, "compiled": compiled, "state": state, "batch": batch,
+            "batch_np": batch_np, "compile_s": time.perf_counter() - t0}  # fmt: skip
+
+
+def stepper(cfg: BenchConfig) -> Callable[[], float]:
+    """A function that runs one more train step to completion and returns its seconds
+    (for paired, interleaved comparisons with another framework)."""
+    s = _setup(cfg)
+
+    def one_step() -> float:
+        t0 = time.perf_counter()
+        with jax.set_mesh(s["mesh"]):
+            s["state"], metrics = s["compiled"](s["state"], s["batch"])
+            jax.block_until_ready(metrics["loss"])
+        return time.perf_counter() - t0
+
+    return one_step
+
+
+def run(cfg: BenchConfig) -> dict[str, float | str]:
+    """Compiles and times the real train step; returns one JSON-able row."""
+    s = _setup(cfg)
+    mesh, compiled, state, batch, batch_np = (s[k] for k in ("mesh", "compiled", "state",
+                                                             "batch", "batch_np"))  # fmt: skip
+    compile_s = s["compile_s"]
+    compiler_flops = float((compiled.cost_analysis() or {}).get("flops", 0.0))
+    cudnn_calls = compiled.as_text().count(CUDNN_ATTENTION)
+    times = []
+    with jax.set_mesh(mesh):
         for i in range(cfg.warmup_steps + cfg.steps):
             t0 = time.perf_counter()
             state, metrics = compiled(state, batch)

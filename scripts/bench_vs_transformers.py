@@ -10,6 +10,7 @@ matmuls allowed, as JAX's default precision does for float32 on GPUs; `--side` r
 side only (scripts/gpu_checks.sh runs each in its own process).
 
   .venv/bin/python scripts/bench_vs_transformers.py --batch_size 8 --inputs 256 --targets 64
+  .venv/bin/python scripts/bench_vs_transformers.py --paired 7   # alternating, one process
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ SIZES = {
 }
 
 
-def bench_flanjax(args) -> dict:
+def flanjax_config(args):
     from flanjax import benchmarking, gin_launch, partitioning
     from flanjax.models import T5Config
 
@@ -37,7 +38,7 @@ def bench_flanjax(args) -> dict:
         s = dict(SIZES[args.size])
         layers = s.pop("layers")
         model = T5Config(**s, num_encoder_layers=layers, num_decoder_layers=layers)
-    cfg = benchmarking.BenchConfig(
+    return benchmarking.BenchConfig(
         model=model,
         feature_lengths={"inputs": args.inputs, "targets": args.targets},
         batch_size=args.batch_size,
@@ -46,10 +47,17 @@ def bench_flanjax(args) -> dict:
         pack=False,
         mesh=partitioning.MeshConfig(data=1),  # one device, as torch uses
     )
-    return benchmarking.run(cfg)
 
 
-def bench_transformers(args) -> dict:
+def bench_flanjax(args) -> dict:
+    from flanjax import benchmarking
+
+    return benchmarking.run(flanjax_config(args))
+
+
+def torch_stepper(args):
+    """A function running one transformers train step (forward, backward, Adafactor) to
+    completion, returning (seconds, loss)."""
     import torch
     import transformers
     from transformers.optimization import Adafactor
@@ -76,21 +84,57 @@ def bench_transformers(args) -> dict:
     labels = torch.randint(2, vocab, (args.batch_size, args.targets), generator=gen)
     inputs, labels = inputs.to(args.device), labels.to(args.device)
     sync = torch.cuda.synchronize if args.device == "cuda" else (lambda: None)
-    times = []
-    for i in range(args.warmup + args.steps):
+
+    def one_step() -> tuple[float, float]:
         t0 = time.perf_counter()
         loss = model(input_ids=inputs, labels=labels).loss
         loss.backward()
         opt.step()
         opt.zero_grad(set_to_none=True)
         sync()
+        return time.perf_counter() - t0, float(loss.detach())
+
+    return one_step
+
+
+def bench_transformers(args) -> dict:
+    import torch
+
+    one_step = torch_stepper(args)
+    times, loss = [], float("nan")
+    for i in range(args.warmup + args.steps):
+        seconds, loss = one_step()
         if i >= args.warmup:
-            times.append(time.perf_counter() - t0)
+            times.append(seconds)
     return {
         "step_time_s": statistics.median(times),
-        "final_loss": float(loss.detach()),
+        "final_loss": loss,
         "torch": torch.__version__,
         "device": torch.cuda.get_device_name() if args.device == "cuda" else "cpu",
+    }
+
+
+def paired(args) -> dict:
+    """Both sides in one process, alternating one step each for `--paired` rounds after
+    the warm-up, so that both see the same machine load: medians and the median of the
+    per-round ratios."""
+    from flanjax import benchmarking
+
+    fj_step = benchmarking.stepper(flanjax_config(args))
+    hf_step = torch_stepper(args)
+    for _ in range(args.warmup):
+        fj_step(), hf_step()
+    fj, hf = [], []
+    for _ in range(args.paired):
+        fj.append(fj_step())
+        hf.append(hf_step()[0])
+    ratios = [a / b for a, b in zip(fj, hf, strict=True)]
+    return {
+        "rounds": args.paired,
+        "flanjax_step_s": round(statistics.median(fj), 3),
+        "transformers_step_s": round(statistics.median(hf), 3),
+        "median_ratio_flanjax_over_transformers": round(statistics.median(ratios), 3),
+        "ratios": [round(r, 3) for r in ratios],
     }
 
 
@@ -106,11 +150,20 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch's device")
     p.add_argument("--side", choices=("both", "flanjax", "transformers"), default="both")
     p.add_argument("--json", default="", help="write the result as JSON to this file")
+    p.add_argument("--paired", type=int, default=0,
+                   help="ROUNDS: one step of each side per round, in one process")  # fmt: skip
     return p
 
 
 def main() -> None:
     args = parser().parse_args()
+    if args.paired:
+        row = paired(args)
+        print(json.dumps(row))
+        if args.json:
+            with open(args.json, "w") as f:
+                f.write(json.dumps(row) + "\n")
+        return
     if args.side != "both":
         result = (bench_flanjax if args.side == "flanjax" else bench_transformers)(args)
         text = json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
