@@ -310,7 +310,7 @@ def check_same_model(
     fixed = {k: v for k, v in diff.items() if k not in free}
     if fixed:
         raise ValueError(
-            f"{directory} holds checkpoints of a different model architecture "
+            f"{directory} holds checkpoints of a different model config "
             f"(field: (saved, requested)): {fixed}. Use a new MODEL_DIR or the saved config; "
             f"only {sorted(free)} may differ from the checkpoint"
             + (" (a run's own MODEL_DIR)" if not also_free else "")

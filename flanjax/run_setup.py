@@ -82,7 +82,7 @@ def resolve_model(cfg, source: str | None, own: bool) -> models.ModelConfig:
     if source is not None:
         saved, where, _ = checkpointing.read_model_config(source)
         meta = {"model": checkpointing.model_config_to_json(saved)}
-        label = where if own else f"{where} (initial checkpoint)"
+        label = os.path.join(where, "checkpoints") if own else f"{where} (initial checkpoint)"
         chosen = checkpointing.check_same_model(meta, cfg.model, label, also_free=free)
         for field, (old, new) in chosen.items():
             log.info("model %s: %r (the checkpoint has %r)", field, new, old)
