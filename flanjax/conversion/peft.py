@@ -65,14 +65,13 @@ def adapter_tensors(adapters: dict, cfg: ModelConfig) -> tuple[dict[str, np.ndar
     return tensors, modules
 
 
-def adapter_config(
-    cfg: ModelConfig, lora_cfg: LoraConfig, modules: list[str], base: str | None
-) -> dict[str, Any]:
-    """PEFT's LoraConfig as JSON: exact module names, PEFT's default (non-rs) scaling."""
+def adapter_config(cfg: ModelConfig, lora_cfg: LoraConfig, modules: list[str]) -> dict[str, Any]:
+    """PEFT's LoraConfig as JSON: exact module names, PEFT's default (non-rs) scaling. The
+    base is the caller's (a flanjax MODEL_DIR is no Hugging Face model path)."""
     return {
         "peft_type": "LORA",
         "task_type": "SEQ_2_SEQ_LM" if isinstance(cfg, T5Config) else "CAUSAL_LM",
-        "base_model_name_or_path": base,
+        "base_model_name_or_path": None,
         "r": lora_cfg.rank,
         "lora_alpha": lora_cfg.alpha,
         "lora_dropout": lora_cfg.dropout,
@@ -90,11 +89,10 @@ def adapter_config(
 def export_peft(model_dir: str, dst_dir: str, step: int | None = None) -> str:
     """Writes adapter_config.json and adapter_model.safetensors of a LoRA MODEL_DIR's
     checkpoint `step` (default: the latest) into `dst_dir`."""
-    cfg, lora_cfg, adapters, meta = lora_state.load_checkpoint_adapters(model_dir, step)
+    cfg, lora_cfg, adapters, _ = lora_state.load_checkpoint_adapters(model_dir, step)
     tensors, modules = adapter_tensors(adapters, cfg)
     os.makedirs(dst_dir, exist_ok=True)
-    base = meta["lora"]["base"]["path"]
     with open(os.path.join(dst_dir, CONFIG_FILE), "w") as f:
-        json.dump(adapter_config(cfg, lora_cfg, modules, base), f, indent=1)
+        json.dump(adapter_config(cfg, lora_cfg, modules), f, indent=1)
     save_file(tensors, os.path.join(dst_dir, WEIGHTS_FILE), metadata={"format": "pt"})
     return dst_dir
