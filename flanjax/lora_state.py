@@ -85,7 +85,7 @@ def restore_base(ref: dict, cfg: ModelConfig, sharding_of: Callable) -> nnx.Stat
     try:
         meta = src.read_meta(ref["step"])
         where = f"{ref['path']} step {ref['step']} (LoRA base)"
-        checkpointing.check_same_model(meta, cfg, where, also_free=frozenset({"scan_layers"}))
+        checkpointing.check_same_model(meta, cfg, where, also_free=checkpointing.INITIAL_CHOICES)
         saved = checkpointing.model_config_from_json(meta["model"]) if "model" in meta else cfg
         src_cfg = dataclasses.replace(cfg, scan_layers=saved.scan_layers)
         src_abs = train_state.abstract_params(src_cfg)
