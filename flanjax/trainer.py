@@ -135,7 +135,7 @@ def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) ->
     meta = src.read_meta(step)
     where = f"{model_dir} (initial checkpoint)"
     checkpointing.check_same_model(meta, cfg.model, where, also_free=checkpointing.INITIAL_CHOICES)
-    saved_scan = bool(meta.get("model", {}).get("scan_layers", False))
+    saved_scan = bool(meta.get("model", {}).get("config", {}).get("scan_layers", False))
     if saved_scan == cfg.model.scan_layers:
         params = src.restore_params(
             step, train_state.with_shardings(abstract.params, shardings.params)
