@@ -31,6 +31,7 @@ from flanjax import (
     flops,
     hlo_analysis,
     inference,
+    lora_state,
     optimizers,
     partitioning,
     run_setup,
@@ -281,12 +282,19 @@ def _lower_train(cfg: CheckConfig, mesh, lengths) -> tuple[Any, Any]:
     tcfg = cfg.train
     trainer.check_microbatches(tcfg, mesh)
     tx, schedule = optimizers.make_optimizer(tcfg.optimizer)
-    abstract = train_state.abstract_state(tcfg.model, tx, tcfg.seed)
+    frozen = None
+    if tcfg.lora.enabled:  # adapters and their optimizer state; the base a frozen input
+        abstract = lora_state.abstract_state(tcfg.model, tcfg.lora, tx, tcfg.seed)
+        base = train_state.abstract_params(tcfg.model)
+        base_shardings = train_state.param_shardings(base, mesh, tcfg.mesh.rules)
+        frozen = train_state.with_shardings(base, base_shardings)
+    else:
+        abstract = train_state.abstract_state(tcfg.model, tx, tcfg.seed)
     shardings = train_state.state_shardings(abstract, mesh, tcfg.mesh.rules)
     state = train_state.with_shardings(abstract, shardings)
     batch = abstract_batch(tcfg, mesh, lengths)
     with jax.set_mesh(mesh):  # as the trainer runs it
-        step = trainer.compile_train_step(tcfg, tx, schedule, mesh, shardings)
+        step = trainer.compile_train_step(tcfg, tx, schedule, mesh, shardings, frozen=frozen)
         return step.lower(state, batch), abstract.params
 
 

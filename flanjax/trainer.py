@@ -209,7 +209,21 @@ def compile_train_step(
         out_shardings=(shardings, None),
         donate_argnums=(0,) if donate else (),
     )
-    return jitted if frozen is None else lambda state, batch: jitted(state, batch, frozen)
+    return jitted if frozen is None else _WithBase(jitted, frozen)
+
+
+class _WithBase:
+    """A jitted step with a LoRA run's frozen base bound as its last input."""
+
+    def __init__(self, jitted, base) -> None:
+        self.jitted, self.base = jitted, base
+
+    def __call__(self, state: TrainState, batch: dict):
+        return self.jitted(state, batch, self.base)
+
+    def lower(self, state: TrainState, batch: dict):
+        """Lowered with the base as an input (compile-check counts its memory)."""
+        return self.jitted.lower(state, batch, self.base)
 
 
 def check_microbatches(cfg: TrainConfig, mesh) -> None:

@@ -260,3 +260,16 @@ def test_fitting_train_step_is_the_trainer_hook(monkeypatch):
         monkeypatch.setattr(compile_check, "device_hbm", lambda device: 1 << 20)
         with pytest.raises(compile_check.MemoryFitError, match="does not fit"):
             compile_check.fitting_train_step(tcfg, tx, schedule, mesh, shardings)
+
+
+def test_a_lora_run_compiles_with_adapter_state_only(tmp_path):
+    """LoRA: the train step holds the adapters and their optimizer state, the base is a
+    frozen input: far fewer argument bytes than full fine-tuning's params + Adafactor."""
+    argv = [*T5_TINY, "--topology=v5e:2x2", "--no_score_step"]
+    _, full = _check(tmp_path, argv)
+    _, lora = _check(tmp_path, [*argv, "--gin.LoraConfig.rank=4"])
+    assert lora["params"] < full["params"] / 10  # the adapters: what trains
+    arg_full = full["train_step"]["memory"]["argument"]
+    arg_lora = lora["train_step"]["memory"]["argument"]
+    assert arg_lora < arg_full, (arg_lora, arg_full)
+    assert lora["train_step"]["memory"]["verdict"] == "FITS"
