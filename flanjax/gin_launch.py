@@ -351,6 +351,14 @@ def save_config(model_dir: str) -> str:
     return path
 
 
+def build_train_config() -> trainer.TrainConfig:
+    """The TrainConfig of the parsed gin; without a models/*.gin, its model is None (the
+    checkpoint's, resolved by run_setup.prepare) with the family's bindings as overrides."""
+    from_checkpoint = bind_model_from_checkpoint()
+    cfg = build(trainer.TrainConfig)
+    return with_model_overrides(cfg) if from_checkpoint else cfg
+
+
 def bind_model_from_checkpoint() -> bool:
     """No models/*.gin given (no MODEL macro): the run takes the architecture of its
     checkpoint (run_setup.prepare); MODEL is bound to None for the TrainConfig."""
@@ -366,7 +374,7 @@ def bind_model_from_checkpoint() -> bool:
 def with_model_overrides(cfg):
     """`--gin.DecoderConfig.attention="'prefix'"` and the like, bound without a model
     file, become TrainConfig.model_overrides for the checkpoint's config class."""
-    from flanjax import checkpointing, run_setup
+    from flanjax import run_setup
 
     source, _ = run_setup.source_checkpoint(cfg)
     if source is None:

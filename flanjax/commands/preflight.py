@@ -28,12 +28,9 @@ def run(args: argparse.Namespace) -> int:
     import gin
 
     import flanjax.tasks  # noqa: F401  (registers tasks and mixtures)
-    from flanjax import preflight, trainer
+    from flanjax import preflight
 
-    from_checkpoint = gin_launch.bind_model_from_checkpoint()
-    cfg = gin_launch.build(trainer.TrainConfig)
-    if from_checkpoint:
-        cfg = gin_launch.with_model_overrides(cfg)
+    cfg = gin_launch.build_train_config()
     eval_mixture = args.eval_mixture
     if eval_mixture is None:
         try:

@@ -28,10 +28,7 @@ def run(args: argparse.Namespace) -> int:
     import flanjax.tasks  # noqa: F401  (registers tasks and mixtures)
     from flanjax import distributed, run_setup, trainer
 
-    model_from_checkpoint = gin_launch.bind_model_from_checkpoint()
-    cfg = gin_launch.build(trainer.TrainConfig)
-    if model_from_checkpoint:
-        cfg = gin_launch.with_model_overrides(cfg)
+    cfg = gin_launch.build_train_config()
     cfg = run_setup.prepare(cfg)  # refuses mismatches before anything is written
     distributed.initialize(cfg.distributed)  # before anything touches a device
     quiet.announce_backend("train")
@@ -65,4 +62,3 @@ def run(args: argparse.Namespace) -> int:
         return 130 if signal == "SIGINT" else 0
     print(f"flanjax train: done at step {cfg.train_steps}; loss {loss:.4f}")
     return 0
-
