@@ -108,7 +108,7 @@ def test_unknown_task_mixture_or_model_config(capsys):
         registry.get_task_info("builtin.adition")
     argv = ["train", "--gin_file=models/t5_1_1_smal.gin", "--gin_file=runs/finetune.gin"]
     assert cli.main(argv) == 2
-    assert "Unable to open file: models/t5_1_1_smal.gin" in capsys.readouterr().err
+    assert "gin file 'models/t5_1_1_smal.gin' not found in" in capsys.readouterr().err
 
 
 def test_feature_lengths_too_small_truncate_and_never_drop():
