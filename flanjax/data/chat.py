@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime
+import functools
 import json
 import os
 from collections.abc import Mapping
@@ -198,6 +199,13 @@ class ChatFormat:
 
     def describe(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+
+@functools.cache
+def load(folder: str) -> ChatFormat:
+    """`ChatFormat.from_folder`, once per folder (the pipeline, the run's checks and the
+    evaluator's tasks all ask for it)."""
+    return ChatFormat.from_folder(folder)
 
 
 # A decoder-only layout without a chat template, for Hugging Face tokenizers: the

@@ -22,6 +22,7 @@ import numpy as np
 import seqio
 
 from flanjax.data import binding, registry, vocabularies
+from flanjax.data import chat as chat_lib
 from flanjax.data.chat import PLAIN, ChatFormat
 
 FEATURE_CONVERTERS = {
@@ -113,12 +114,7 @@ def pair_format(cfg: DataConfig) -> ChatFormat | None:
         return PLAIN
     if cfg.chat_template is None:
         raise ValueError("DataConfig.prompt_format 'chat' needs a chat_template folder")
-    return _chat(cfg.chat_template)
-
-
-@functools.cache
-def _chat(folder: str) -> ChatFormat:
-    return ChatFormat.from_folder(folder)
+    return chat_lib.load(cfg.chat_template)
 
 
 def task_name(cfg: DataConfig) -> str:

@@ -34,7 +34,7 @@ import numpy as np
 import seqio
 
 from flanjax import inference
-from flanjax.data import vocabularies
+from flanjax.data import chat, vocabularies
 from flanjax.data.chat import PLAIN, ChatFormat
 from flanjax.data.templates import RenderedExample
 
@@ -78,7 +78,7 @@ def pair_format(kind: str | None, model_dir: str, chat_template: str | None) -> 
     if kind == "plain":
         return PLAIN
     if kind == "chat":
-        return ChatFormat.from_folder(chat_template or os.path.join(model_dir, "vocab"))
+        return chat.load(chat_template or os.path.join(model_dir, "vocab"))
     return None
 
 
