@@ -55,6 +55,7 @@ class ExperimentConfig:
     )
     prompt_format: str | None = "chat"
     mesh: partitioning.MeshConfig = partitioning.MeshConfig()
+    pack: bool = True  # several examples per row (as T5X tunes FLAN); counted exactly
     eval_batch_size: int = 16
     max_eval_examples: int = 0  # per task; 0: all
     seed: int = 0
@@ -75,7 +76,7 @@ def train_config(cfg: ExperimentConfig, variant: str) -> trainer.TrainConfig:
         train_mixture(cfg, variant),
         dict(cfg.feature_lengths),
         cfg.batch_size,
-        pack=False,  # one example per row: examples seen = steps x batch
+        pack=cfg.pack,
         seed=cfg.seed,
         feature_converter="auto",
         prompt_format=cfg.prompt_format,
@@ -93,6 +94,7 @@ def train_config(cfg: ExperimentConfig, variant: str) -> trainer.TrainConfig:
         initial_checkpoint_path=cfg.base_checkpoint,
         seed=cfg.seed,
         log_every=1,  # every step's token counts, for the table
+        record_example_ids=True,  # the examples (per task) behind every packed batch
         show_progress=True,
     )
 
@@ -109,17 +111,20 @@ def eval_config(cfg: ExperimentConfig, variant: str) -> evaluator.EvalConfig:
     )
 
 
-def seen(model_dir: str, lengths: Mapping[str, int], batch_size: int) -> dict[str, float]:
-    """Examples, steps and real (non-padding) tokens of a run, from its metrics."""
+def seen(model_dir: str) -> dict[str, float]:
+    """Steps, examples and real (non-padding) tokens a run trained on, from the per-task
+    counts its example log wrote into train_metrics.jsonl."""
     path = os.path.join(model_dir, "train_metrics.jsonl")
     with open(path) as f:
         rows = [json.loads(line) for line in f if line.strip()]
-    width = sum(lengths.values())
-    tokens = sum(r.get("nonpadding_fraction", 0.0) * width * batch_size for r in rows)
+
+    def total(prefix: str) -> float:
+        return sum(v for r in rows for k, v in r.items() if k.startswith(prefix))
+
     return {
         "steps": len(rows),
-        "examples": len(rows) * batch_size,
-        "tokens": tokens,
+        "examples": int(total("task_examples/")),
+        "tokens": total("task_tokens/"),
         "target_tokens": sum(r.get("target_tokens", 0.0) for r in rows),
         "first_loss": rows[0]["loss"] if rows else float("nan"),
         "last_loss": rows[-1]["loss"] if rows else float("nan"),
@@ -139,7 +144,7 @@ def run_variant(cfg: ExperimentConfig, variant: str) -> dict:
             result = json.load(f)
     else:
         result = evaluator.evaluate_checkpoint(ecfg, step)
-    stats = seen(tcfg.model_dir, cfg.feature_lengths, cfg.batch_size)
+    stats = seen(tcfg.model_dir)
     return {
         "result": result,
         "baseline": baseline,
@@ -162,13 +167,10 @@ def run(cfg: ExperimentConfig) -> str:
 
 def _row(name: str, result: Mapping, cluster: str, tasks: Sequence[str], seen: str) -> str:
     c = result["clusters"][cluster]
-    cells = [f"{100 * c['mean']:.1f}"]
+    cells = [f"{c['mean']:.1f}"]  # scores are in % already
     for t in tasks:
         s = result["tasks"][t]
-        cells.append(
-            f"{100 * s['mean']:.1f} ± {100 * s['std']:.1f} "
-            f"[{100 * s['min']:.1f}, {100 * s['max']:.1f}]"
-        )
+        cells.append(f"{s['mean']:.1f} ± {s['std']:.1f} [{s['min']:.1f}, {s['max']:.1f}]")
     return f"| {name} | {seen} | " + " | ".join(cells) + f" | {PUBLISHED[name]} |"
 
 

@@ -29,6 +29,7 @@ def main() -> int:
     p.add_argument("--optimizer", default="adamw")
     p.add_argument("--learning_rate", type=float, default=2e-5)
     p.add_argument("--prompt_format", default="chat", help="chat, plain, seqio, or none (auto)")
+    p.add_argument("--no_pack", action="store_true", help="one example per row")
     p.add_argument("--max_eval_examples", type=int, default=0, help="per task; 0: all")
     p.add_argument("--eval_batch_size", type=int, default=16)
     args = p.parse_args()
@@ -50,6 +51,7 @@ def main() -> int:
         ),
         prompt_format=None if args.prompt_format == "none" else args.prompt_format,
         max_eval_examples=args.max_eval_examples,
+        pack=not args.no_pack,
         eval_batch_size=args.eval_batch_size,
     )
     print(flan_experiment.run(cfg))

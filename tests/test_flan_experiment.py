@@ -61,6 +61,7 @@ def test_the_experiment_trains_evaluates_and_tabulates(tmp_path):
         prompt_format=None,
         max_eval_examples=4,
         eval_batch_size=4,
+        pack=False,  # one example per row: the example log counts steps x batch
     )
     table = flan_experiment.run(cfg)
     lines = table.splitlines()
@@ -71,5 +72,7 @@ def test_the_experiment_trains_evaluates_and_tabulates(tmp_path):
         "| no_template",
     ]
     assert "| 16 / " in lines[5] and "| 16 / " in lines[6]  # 2 steps x 8 examples
+    cluster_cells = [float(row.split(" | ")[2]) for row in lines[4:]]
+    assert all(0.0 <= c <= 100.0 for c in cluster_cells), cluster_cells  # in %
     assert (tmp_path / "exp" / "experiment.md").read_text() == table
     assert flan_experiment.run(cfg) == table  # a rerun reuses the trained and evaluated runs
