@@ -11,7 +11,7 @@ import functools
 
 import seqio
 
-from flanjax.data import registry, synthetic
+from flanjax.data import heldout, registry, synthetic
 from flanjax.data.templates import Template as T
 
 VOCABULARY = seqio.ByteVocabulary()
@@ -115,7 +115,7 @@ def _register() -> None:
             metric=metric,
         )
         names.append(name)
-    registry.register_cluster_mixtures("builtin", names)
+    heldout.register_cluster_mixtures("builtin", names)
 
 
 _register()

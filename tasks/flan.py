@@ -29,7 +29,7 @@ from typing import Any
 
 import seqio
 
-from flanjax.data import catalog, registry
+from flanjax.data import catalog, heldout, registry
 from flanjax.data.readers import DATA_DIR_ENV, DataFileError
 from flanjax.tasks import flan_templates
 
@@ -170,7 +170,7 @@ def register(
         except (FileNotFoundError, DataFileError) as e:
             log.warning("task %s.%s not registered: %s", PREFIX, spec.name, e)
     if names:
-        registry.register_cluster_mixtures(PREFIX, names)
+        heldout.register_cluster_mixtures(PREFIX, names)
     log.info("registered %d flan tasks from %s (cot=%s)", len(names), root, cot)
     return names
 

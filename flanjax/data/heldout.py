@@ -327,6 +327,19 @@ def load_flan_suite(data_dir: str | Path | None = None) -> ClusterSuite:
     return ClusterSuite.from_cluster_file(root / CLUSTERS_FILE)
 
 
+def register_cluster_mixtures(prefix: str, task_names: Sequence[str]) -> dict[str, list[str]]:
+    """For each cluster c: `{prefix}.train_without_{c}` and `{prefix}.eval_{c}`.
+
+    The splits follow FLAN's exclusion rules and refuse shared datasets (the
+    registry's `TaskInfo.cluster` groups the tasks). Also registers
+    `{prefix}.all` (every task). Returns cluster -> task names.
+    """
+    mixing.register_examples_proportional(f"{prefix}.all", task_names, DEFAULT_CAP)
+    suite = ClusterSuite.from_registry(prefix, task_names)
+    suite.register(cap=DEFAULT_CAP)
+    return {c: list(ts) for c, ts in suite.clusters.items()}
+
+
 # --- Content contamination -----------------------------------------------------------
 
 _WORD = re.compile(r"\w+")

@@ -207,21 +207,6 @@ def register_mixture(name: str, tasks: Sequence[str], cap: int = DEFAULT_CAP) ->
     return seqio.MixtureRegistry.add(name, [(t, examples_proportional_rate(t, cap)) for t in tasks])
 
 
-def register_cluster_mixtures(prefix: str, task_names: Sequence[str]) -> dict[str, list[str]]:
-    """For each cluster c: `{prefix}.train_without_{c}` and `{prefix}.eval_{c}`.
-
-    The splits follow FLAN's exclusion rules and refuse shared datasets (see
-    `flanjax.data.heldout`). Also registers `{prefix}.all` (every task).
-    Returns cluster -> task names.
-    """
-    from flanjax.data import heldout  # heldout builds on this module
-
-    register_mixture(f"{prefix}.all", task_names)
-    suite = heldout.ClusterSuite.from_registry(prefix, task_names)
-    suite.register(cap=DEFAULT_CAP)
-    return {c: list(ts) for c, ts in suite.clusters.items()}
-
-
 def unregister(name: str) -> None:
     """Removes task or mixture `name` from seqio's registries and flanjax's (tests, notebooks)."""
     _TASKS.pop(name, None)
