@@ -2,8 +2,9 @@
 
 Importing this package registers every task and mixture defined here in seqio's
 registries. To add your own, write a module beside `builtin.py` that calls
-`flanjax.data.registry.register_templated_task` and `register_mixture`, and
-import it below (README, "Adding a task or mixture").
+`flanjax.data.registry.register_templated_task` and
+`flanjax.data.mixing.register_mixture`, and import it below (README, "Adding a
+task or mixture").
 """
 
 import logging

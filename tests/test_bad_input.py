@@ -141,7 +141,7 @@ def test_vocabularies_that_differ_across_a_mixture(cleanup):
         "task of a mixture must share one"
     )
     with pytest.raises(ValueError) as e:
-        registry.register_mixture("bad.mix", ["builtin.addition", "bad.vocab"])
+        mixing.register_mixture("bad.mix", ["builtin.addition", "bad.vocab"])
     assert str(e.value) == message
     with pytest.raises(ValueError, match=re.escape(message)):
         mixing.register_rated("bad.mix", {"builtin.addition": 1.0, "bad.vocab": 1.0})

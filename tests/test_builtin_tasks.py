@@ -5,7 +5,7 @@ import pytest
 import seqio
 
 import flanjax.tasks  # noqa: F401  (registers the suite)
-from flanjax.data import registry, synthetic
+from flanjax.data import mixing, registry, synthetic
 from flanjax.data.templates import Template, TemplateError
 
 CLUSTERS = {"arithmetic", "strings", "comparison", "passage_qa"}
@@ -76,10 +76,10 @@ def test_mixture_rates_are_examples_proportional_with_cap():
     mix = seqio.get_mixture_or_task("builtin.train_without_comparison")
     rates = {t.name: mix.get_rate(t) for t in mix.tasks}
     assert set(rates.values()) == {2000.0}
-    assert registry.examples_proportional_rate("builtin.addition", cap=500) == 500.0
-    assert registry.examples_proportional_rate(
-        "builtin.addition", cap=500, temperature=2.0
-    ) == pytest.approx(np.sqrt(500.0))
+    assert mixing.task_rates(["builtin.addition"], cap=500) == {"builtin.addition": 500.0}
+    assert mixing.task_rates(["builtin.addition"], cap=500, temperature=2.0) == pytest.approx(
+        {"builtin.addition": np.sqrt(500.0)}
+    )
 
 
 def test_unknown_task_or_mixture_names_it_and_suggests():

@@ -8,7 +8,7 @@ import pytest
 import seqio
 
 import flanjax.tasks  # noqa: F401  (registers builtin.* and, with data, flan.*)
-from flanjax.data import heldout, registry
+from flanjax.data import heldout, mixing, registry
 from flanjax.data.heldout import ClusterSuite, ContaminationError, HeldOutError
 from flanjax.data.templates import Template
 
@@ -97,7 +97,7 @@ def test_registered_flan_mixtures_follow_the_rules(shared_data):
     suite = ClusterSuite.from_registry("flan", names)
     split = suite.check_mixture("flan.train_without_reading_comprehension", "reading_comprehension")
     assert set(split.eval) == {"flan.boolq", "flan.multirc"}
-    registry.register_mixture("test.leaky_flan", ["flan.sst2", "flan.boolq"])
+    mixing.register_mixture("test.leaky_flan", ["flan.sst2", "flan.boolq"])
     try:
         with pytest.raises(HeldOutError, match="task 'flan.boolq' is both trained on and held out"):
             suite.check_mixture("test.leaky_flan", "reading_comprehension")

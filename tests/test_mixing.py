@@ -48,7 +48,7 @@ def test_registered_mixtures_use_the_capped_rates(shared_data):
         "flan.agnews": 3000.0,  # 7,600 examples, capped
         "flan.rte": 2490.0,
     }
-    mixing.register_examples_proportional("test.mix", ["flan.agnews", "flan.cb"], cap=1000)
+    mixing.register_mixture("test.mix", ["flan.agnews", "flan.cb"], cap=1000)
     try:
         assert mixing.effective_proportions("test.mix") == pytest.approx(
             {"flan.agnews": 0.8, "flan.cb": 0.2}  # 1000 : 250

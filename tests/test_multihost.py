@@ -39,13 +39,13 @@ def _driver(process_id: int, num_processes: int, port: int, model_dir: str, step
 
     import flanjax.tasks  # noqa: F401  (registers the built-in tasks)
     from flanjax import checkpointing, distributed, partitioning, trainer
-    from flanjax.data import registry
+    from flanjax.data import mixing
     from flanjax.data.pipeline import DataConfig
     from flanjax.models.t5 import T5Config
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s: %(message)s")
     # A two-task mixture of built-in tasks: mixture sampling at a tenth of the set-up cost.
-    registry.register_mixture("multihost.mix", ["builtin.addition", "builtin.reverse_word"])
+    mixing.register_mixture("multihost.mix", ["builtin.addition", "builtin.reverse_word"])
 
     model = T5Config(vocab_size=384, d_model=32, num_heads=4, head_dim=8, d_ff=64,
                      num_encoder_layers=1, num_decoder_layers=1)  # fmt: skip

@@ -11,7 +11,7 @@ import seqio
 
 import flanjax.tasks  # noqa: F401
 from flanjax import cli
-from flanjax.data import registry
+from flanjax.data import mixing, registry
 from flanjax.data.templates import Template
 
 QUICKSTART = [
@@ -60,7 +60,7 @@ def test_empty_targets_and_contamination_fail_by_line(tmp_path, capsys):
         splits=("train",),
         vocabulary=seqio.ByteVocabulary(),
     )
-    registry.register_mixture(
+    mixing.register_mixture(
         "test_preflight.mix", ["builtin.addition", "test_preflight.copied_parity"]
     )
     try:

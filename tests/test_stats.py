@@ -33,7 +33,7 @@ def toy_mixture():
         templates=[Template("t0", "{x}", "{y}"), Template("t1", "{x}", "{y}", kind="cot")],
         records=lambda split: b, splits=("train",), vocabulary=vocab,
     )  # fmt: skip
-    mixing.register_examples_proportional("stats.mix", ["stats.a", "stats.b"], cap=3000)
+    mixing.register_mixture("stats.mix", ["stats.a", "stats.b"], cap=3000)
     yield "stats.mix"
     for name in ("stats.mix", "stats.a", "stats.b"):
         registry.unregister(name)

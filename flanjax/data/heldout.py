@@ -42,7 +42,7 @@ from pathlib import Path
 import numpy as np
 
 from flanjax.data import catalog, mixing, registry
-from flanjax.data.registry import DEFAULT_CAP
+from flanjax.data.mixing import DEFAULT_CAP
 from flanjax.data.templates import TemplateError
 
 log = logging.getLogger(__name__)
@@ -168,10 +168,10 @@ class HeldOutSplit:
         if check_content:
             self.check_content(max_records=max_records)
         if self.train:
-            mixing.register_examples_proportional(self.train_mixture, self.train, cap, temperature)
+            mixing.register_mixture(self.train_mixture, self.train, cap, temperature)
         else:
             log.warning("%s: no training tasks left, not registered", self.train_mixture)
-        mixing.register_examples_proportional(self.eval_mixture, self.eval, cap, temperature)
+        mixing.register_mixture(self.eval_mixture, self.eval, cap, temperature)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -334,7 +334,7 @@ def register_cluster_mixtures(prefix: str, task_names: Sequence[str]) -> dict[st
     registry's `TaskInfo.cluster` groups the tasks). Also registers
     `{prefix}.all` (every task). Returns cluster -> task names.
     """
-    mixing.register_examples_proportional(f"{prefix}.all", task_names, DEFAULT_CAP)
+    mixing.register_mixture(f"{prefix}.all", task_names, DEFAULT_CAP)
     suite = ClusterSuite.from_registry(prefix, task_names)
     suite.register(cap=DEFAULT_CAP)
     return {c: list(ts) for c, ts in suite.clusters.items()}

@@ -32,10 +32,9 @@ from typing import Any
 import seqio
 
 from flanjax.data import few_shot, registry
-from flanjax.data.registry import DEFAULT_CAP
 from flanjax.data.templates import RenderedExample, Template
 
-Rate = float
+DEFAULT_CAP = 3000  # FLAN v1's per-task cap on examples for mixing rates.
 
 
 def examples_proportional_rates(
@@ -61,7 +60,11 @@ def normalize(rates: Mapping[str, float]) -> dict[str, float]:
 
 
 def train_size(task: str) -> int:
-    """The task's training examples (its largest split if it has no "train")."""
+    """The task's training examples (its largest split if it has no "train").
+
+    A task without a train split (evaluation only) so gets a rate; seqio skips
+    it in a mixture read for a split it lacks.
+    """
     counts = registry.get_task_info(task).num_examples
     return counts.get("train", max(counts.values()))
 
@@ -73,6 +76,32 @@ def task_rates(
     return examples_proportional_rates({t: train_size(t) for t in tasks}, cap, temperature)
 
 
+def _describe(vocab: seqio.Vocabulary) -> str:
+    if type(vocab).__str__ is not object.__str__:
+        return str(vocab)
+    return f"{type(vocab).__name__}(extra_ids={vocab.extra_ids})"
+
+
+def check_vocabularies(name: str, members: Sequence[str]) -> None:
+    """Refuses mixture `name` unless its tasks (nested too) share each feature's vocabulary."""
+    tasks: list[seqio.Task] = []
+    for m in members:
+        obj = registry.get_mixture_or_task(m)
+        tasks.extend(obj.tasks if isinstance(obj, seqio.Mixture) else [obj])
+    first = tasks[0]
+    for feature, ref in first.output_features.items():
+        for task in tasks[1:]:
+            other = task.output_features.get(feature)
+            if other is None or other.vocabulary is ref.vocabulary:
+                continue
+            if other.vocabulary != ref.vocabulary:
+                raise ValueError(
+                    f"mixture {name!r}: tasks {first.name!r} and {task.name!r} use different "
+                    f"{feature!r} vocabularies ({_describe(ref.vocabulary)} and "
+                    f"{_describe(other.vocabulary)}); every task of a mixture must share one"
+                )
+
+
 def register_rated(name: str, rates: Mapping[str, float]) -> seqio.Mixture:
     """Registers (or replaces) seqio mixture `name` of tasks or mixtures with `rates`."""
     if not rates:
@@ -80,13 +109,13 @@ def register_rated(name: str, rates: Mapping[str, float]) -> seqio.Mixture:
     bad = {k: v for k, v in rates.items() if not v > 0}
     if bad:
         raise ValueError(f"mixture {name!r}: rates must be > 0, got {bad}")
-    registry.check_vocabularies(name, list(rates))
+    check_vocabularies(name, list(rates))
     if name in seqio.MixtureRegistry.names():
         seqio.MixtureRegistry.remove(name)
     return seqio.MixtureRegistry.add(name, [(k, float(v)) for k, v in rates.items()])
 
 
-def register_examples_proportional(
+def register_mixture(
     name: str,
     tasks: Sequence[str],
     cap: int | None = DEFAULT_CAP,

@@ -1,4 +1,4 @@
-"""Templated seqio Tasks, their FLAN metadata, and held-out-cluster mixtures.
+"""Templated seqio Tasks and their FLAN metadata (mixtures: mixing.py, heldout.py).
 
 `register_templated_task` adds an ordinary seqio Task (so `seqio.get_dataset`,
 `seqio.get_mixture_or_task` and seqio's mixtures all work) whose training data is
@@ -21,7 +21,6 @@ import tensorflow as tf
 from flanjax.data.templates import Template, TemplateError, pick_template
 
 RecordsFn = Callable[[str], Sequence[Mapping[str, object]]]
-DEFAULT_CAP = 3000  # FLAN v1's per-task cap on examples for mixing rates.
 
 
 @dataclasses.dataclass(frozen=True)
@@ -157,54 +156,6 @@ def register_templated_task(
     info = TaskInfo(name, cluster, templates, records, counts, metric)
     _TASKS[name] = info
     return info
-
-
-def examples_proportional_rate(
-    name: str, cap: int = DEFAULT_CAP, temperature: float = 1.0
-) -> float:
-    """min(train examples, cap) ** (1 / temperature), as in FLAN / T5 mixing.
-
-    A task without a train split (evaluation only) counts its largest split;
-    seqio skips it in a mixture read for a split it lacks.
-    """
-    counts = get_task_info(name).num_examples
-    n = counts.get("train", max(counts.values()))
-    return float(min(n, cap)) ** (1.0 / temperature)
-
-
-def _describe(vocab: seqio.Vocabulary) -> str:
-    if type(vocab).__str__ is not object.__str__:
-        return str(vocab)
-    return f"{type(vocab).__name__}(extra_ids={vocab.extra_ids})"
-
-
-def check_vocabularies(name: str, members: Sequence[str]) -> None:
-    """Refuses mixture `name` unless its tasks (nested too) share each feature's vocabulary."""
-    tasks: list[seqio.Task] = []
-    for m in members:
-        obj = get_mixture_or_task(m)
-        tasks.extend(obj.tasks if isinstance(obj, seqio.Mixture) else [obj])
-    first = tasks[0]
-    for feature, ref in first.output_features.items():
-        for task in tasks[1:]:
-            other = task.output_features.get(feature)
-            if other is None or other.vocabulary is ref.vocabulary:
-                continue
-            if other.vocabulary != ref.vocabulary:
-                raise ValueError(
-                    f"mixture {name!r}: tasks {first.name!r} and {task.name!r} use different "
-                    f"{feature!r} vocabularies ({_describe(ref.vocabulary)} and "
-                    f"{_describe(other.vocabulary)}); every task of a mixture must share one"
-                )
-
-
-def register_mixture(name: str, tasks: Sequence[str], cap: int = DEFAULT_CAP) -> seqio.Mixture:
-    if not tasks:
-        raise ValueError(f"mixture {name!r}: no tasks")
-    check_vocabularies(name, tasks)
-    if name in seqio.MixtureRegistry.names():
-        seqio.MixtureRegistry.remove(name)
-    return seqio.MixtureRegistry.add(name, [(t, examples_proportional_rate(t, cap)) for t in tasks])
 
 
 def unregister(name: str) -> None:
