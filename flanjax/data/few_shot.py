@@ -25,12 +25,9 @@ import dataclasses
 import hashlib
 import random
 from collections.abc import Callable, Mapping, Sequence
-from typing import TYPE_CHECKING, Any
+from typing import Any, Protocol
 
 from flanjax.data.templates import RenderedExample, Template
-
-if TYPE_CHECKING:  # registry imports seqio; only its type is needed here
-    from flanjax.data.registry import TaskInfo
 
 LengthFn = Callable[[str], int]
 _FEW_SHOT_KIND = {
@@ -141,8 +138,20 @@ def render_few_shot(
     return FewShotExample(example, tuple(str(r.get("id", "")) for r in chosen), kind)
 
 
+class TaskRecords(Protocol):
+    """What `few_shot_examples` reads of a task: `registry.TaskInfo` has it."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def num_examples(self) -> Mapping[str, int]: ...
+
+    def records(self, split: str) -> Sequence[Mapping[str, Any]]: ...
+
+
 def few_shot_examples(
-    info: TaskInfo,
+    info: TaskRecords,
     template: Template,
     split: str,
     config: FewShotConfig = FewShotConfig(),
