@@ -207,12 +207,6 @@ def register_nested(node: Submix) -> seqio.Mixture:
 FORMATS: tuple[str, ...] = ("zs_opt", "zs_noopt", "fs_opt", "fs_noopt")
 
 
-def template_format(template: Template) -> str:
-    """ "zs" / "fs" (few-shot) + "_opt" (answer options in the prompt) / "_noopt"."""
-    shots = "fs" if template.kind in ("few_shot", "few_shot_cot") else "zs"
-    return f"{shots}_{'opt' if template.options_in_prompt else 'noopt'}"
-
-
 @dataclasses.dataclass(frozen=True)
 class FewShotTemplate(Template):
     """`base` rendered after exemplars from `pool()` (the task's training records).

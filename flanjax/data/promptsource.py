@@ -37,7 +37,7 @@ import hashlib
 import json
 import random
 from collections import Counter
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -337,14 +337,3 @@ def hf_record(dataset: str, record: Mapping[str, Any]) -> dict[str, Any]:
         else:
             out[field] = record[renames.get(field, field)]
     return out
-
-
-def render_all(
-    templates: Sequence[PromptsourceTemplate], record: Mapping[str, Any], task: str = "?"
-) -> Iterator[tuple[PromptsourceTemplate, RenderedExample]]:
-    """Every template that applies to `record`, with its rendering."""
-    for t in templates:
-        try:
-            yield t, t.render(record, task)
-        except NotApplicableError:
-            continue
