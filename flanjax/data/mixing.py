@@ -6,6 +6,9 @@ Rates (T5 / FLAN): a task of `n` training examples gets
 
 and is sampled with probability rate / sum(rates). FLAN v1 uses cap 3,000 and
 temperature 1; temperature > 1 flattens the mixture toward uniform.
+`examples_proportional_rates` is that formula (the only copy in flanjax);
+`register_mixture` registers a mixture of tasks at those rates and
+`register_rated` one at given rates. Held-out-cluster mixtures: heldout.py.
 
 Nested mixtures (a FLAN v2-style recipe): a mixture of *submixes* with fixed
 rates, each submix split into prompt *formats* (zero-shot / few-shot, with /
