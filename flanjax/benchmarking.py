@@ -31,8 +31,9 @@ import numpy as np
 
 from flanjax import flops as flops_lib
 from flanjax import optimizers, partitioning, train_state, trainer
+from flanjax.data import batch as bk
 from flanjax.data.pipeline import DataConfig
-from flanjax.models import ModelConfig, T5Config
+from flanjax.models import ModelConfig, family_of
 
 CUDNN_ATTENTION = "__cudnn$fmha"  # custom-call target prefix of cuDNN's fused attention
 
@@ -69,28 +70,30 @@ def synthetic_batch(cfg: BenchConfig) -> dict[str, np.ndarray]:
     rng = np.random.default_rng(cfg.seed)
     vocab = cfg.model.vocab_size
     n = cfg.examples_per_row if cfg.pack else 1
-    keys = ("inputs", "targets") if isinstance(cfg.model, T5Config) else ("targets",)
+    keys = family_of(cfg.model).task_features
     rows: dict[str, list] = {}
     for _ in range(cfg.batch_size):
         for key in keys:
             length = cfg.feature_lengths[key]
             seg = _segments(length, n, rng)
             tok = rng.integers(2, vocab, length, dtype=np.int32)
-            name = "encoder" if key == "inputs" else "decoder"
-            rows.setdefault(f"{name}_segment_ids", []).append(seg)
-            rows.setdefault(f"{name}_positions", []).append(_positions(seg))
             if key == "inputs":
-                rows.setdefault("encoder_input_tokens", []).append(tok)
+                rows.setdefault(bk.ENCODER_SEGMENT_IDS, []).append(seg)
+                rows.setdefault(bk.ENCODER_POSITIONS, []).append(_positions(seg))
+                rows.setdefault(bk.ENCODER_INPUT_TOKENS, []).append(tok)
             else:
                 first = np.r_[True, np.diff(seg) != 0]
-                rows.setdefault("decoder_target_tokens", []).append(tok)
-                rows.setdefault("decoder_input_tokens", []).append(
+                rows.setdefault(bk.DECODER_SEGMENT_IDS, []).append(seg)
+                rows.setdefault(bk.DECODER_POSITIONS, []).append(_positions(seg))
+                rows.setdefault(bk.DECODER_TARGET_TOKENS, []).append(tok)
+                rows.setdefault(bk.DECODER_INPUT_TOKENS, []).append(
                     np.where(first, 0, np.roll(tok, 1))
                 )
-                rows.setdefault("decoder_loss_weights", []).append(np.ones(length, np.int32))
+                rows.setdefault(bk.DECODER_LOSS_WEIGHTS, []).append(np.ones(length, np.int32))
     batch = {k: np.stack(v) for k, v in rows.items()}
     if not cfg.pack:  # unpacked rows carry no segment ids or positions
-        batch = {k: v for k, v in batch.items() if "segment" not in k and "position" not in k}
+        packing = (*bk.SEGMENT_KEYS, bk.ENCODER_POSITIONS, bk.DECODER_POSITIONS)
+        batch = {k: v for k, v in batch.items() if k not in packing}
     return batch
 
 
@@ -154,15 +157,10 @@ def run(cfg: BenchConfig) -> dict[str, float | str]:
             if i >= cfg.warmup_steps:
                 times.append(time.perf_counter() - t0)
     step_s = statistics.median(times)
-    examples = sum(int(s.max()) for s in batch_np.get("decoder_segment_ids", [])) or cfg.batch_size
-    tokens = sum(
-        batch_np[k].size for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch_np
-    )
-    nonpad = sum(
-        int((batch_np[k] != 0).sum())
-        for k in ("encoder_input_tokens", "decoder_target_tokens")
-        if k in batch_np
-    )
+    segments = batch_np.get(bk.DECODER_SEGMENT_IDS, [])
+    examples = sum(int(s.max()) for s in segments) or cfg.batch_size
+    tokens = bk.token_positions(batch_np)
+    nonpad = round(bk.nonpadding_fraction(batch_np) * tokens)
     device = jax.devices()[0]
     flops = flops_lib.batch_flops(cfg.model, {k: v.shape for k, v in batch_np.items()})
     peak = flops_lib.peak_flops(device)

@@ -30,22 +30,18 @@ import jax
 import numpy as np
 import orbax.checkpoint as ocp
 
-from flanjax.models import DecoderConfig, ModelConfig, T5Config
+from flanjax.models import ModelConfig, family_named, family_of
 
 log = logging.getLogger(__name__)
 
-_FAMILIES: dict[str, type] = {"t5": T5Config, "llama": DecoderConfig}
-
-
 def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
-    family = {v: k for k, v in _FAMILIES.items()}[type(cfg)]
-    return {"family": family, "config": dataclasses.asdict(cfg)}
+    return {"family": family_of(cfg).name, "config": dataclasses.asdict(cfg)}
 
 
 def model_config_from_json(d: dict[str, Any]) -> ModelConfig:
     """The config saved in a checkpoint's meta; fields added since take their
     defaults, and the old `remat: bool` becomes `remat_policy`."""
-    cls = _FAMILIES[d["family"]]
+    cls = family_named(d["family"]).config_cls
     saved = dict(d["config"])
     if saved.pop("remat", False) and "remat_policy" not in saved:
         saved["remat_policy"] = "full"
@@ -104,9 +100,13 @@ class Checkpointer:
     def save(
         self, step: int, state: Any, data_state: dict, meta: dict, force: bool = False
     ) -> bool:
+        """A run's checkpoint: the state's params and opt_state (None: a model without
+        optimizer state, `save_model`), the data pipeline's state, and meta."""
+        items = {"params": ocp.args.StandardSave(state.params)}
+        if state.opt_state is not None:
+            items["opt_state"] = ocp.args.StandardSave(state.opt_state)
         args = ocp.args.Composite(
-            params=ocp.args.StandardSave(state.params),
-            opt_state=ocp.args.StandardSave(state.opt_state),
+            **items,
             data=ocp.args.JsonSave(data_state),
             meta=ocp.args.JsonSave({**meta, "step": int(step)}),
         )
@@ -235,6 +235,34 @@ class Checkpointer:
             shutil.move(path, dest)
         _barrier(f"flanjax_move_aside_{step}")
         self.manager.reload()
+
+
+def refuse_existing(model_dir: str) -> None:
+    """Refuses a MODEL_DIR that already holds checkpoints (nothing is overwritten)."""
+    directory = os.path.join(model_dir, "checkpoints")
+    if os.path.isdir(directory) and os.listdir(directory):
+        raise ValueError(f"{model_dir} already holds checkpoints; write into a new folder")
+
+
+@dataclasses.dataclass(frozen=True)
+class _Params:
+    params: Any
+    opt_state: Any = None
+
+
+def save_model(model_dir: str, cfg: ModelConfig, params: Any, step: int = 0) -> None:
+    """Checkpoint `step` of a new MODEL_DIR holding a model's parameters (a converted or
+    exported checkpoint: no optimizer state; the data state of a run that has read
+    nothing), written synchronously. A MODEL_DIR that already holds checkpoints is
+    refused."""
+    refuse_existing(model_dir)
+    ckpt = Checkpointer(model_dir, CheckpointConfig(async_save=False))
+    try:
+        meta = {"model": model_config_to_json(cfg)}
+        ckpt.save(step, _Params(params), {"batches_consumed": 0}, meta)
+        ckpt.wait()
+    finally:
+        ckpt.close()
 
 
 def _check_finite(arrays: Any) -> None:

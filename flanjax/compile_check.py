@@ -40,7 +40,7 @@ from flanjax import (
     trainer,
 )
 from flanjax.data.pipeline import FEATURE_CONVERTERS
-from flanjax.models import DecoderConfig, T5Config
+from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 from flanjax.perf import roofline
 
 GiB = 2**30
@@ -370,10 +370,8 @@ def _roofline(dev_flops: float, bytes_accessed: float, analytic: float, target: 
 COST_KEYS = ("flops", "bytes accessed")
 
 
-def _depth_fields(model: T5Config | DecoderConfig) -> tuple[str, ...]:
-    if isinstance(model, T5Config):
-        return ("num_encoder_layers", "num_decoder_layers")
-    return ("num_layers",)
+def _depth_fields(model: ModelConfig) -> tuple[str, ...]:
+    return family_of(model).depth_fields
 
 
 def unrolled_cost(cfg: CheckConfig, lower: Callable[[CheckConfig], Any]) -> dict[str, float]:

@@ -36,7 +36,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
-from flanjax.models import EncoderDecoder
+from flanjax.models import family_of
 
 PAD_ID = 0
 State = dict[str, Any]  # the decoding state: caches etc., batch first in every leaf
@@ -83,7 +83,7 @@ def start(
     model: nnx.Module, inputs_BxL: jax.Array, input_lengths_B: jax.Array, max_new_tokens: int
 ) -> tuple[State, jax.Array]:
     """The decoding state and the logits BxV of the first new token."""
-    if isinstance(model, EncoderDecoder):
+    if family_of(model).encoder_decoder:
         segments_BxL = (jnp.arange(inputs_BxL.shape[1]) < input_lengths_B[:, None]).astype(
             jnp.int32
         )
@@ -106,7 +106,7 @@ def step(
     model: nnx.Module, state: State, token_B: jax.Array, i: jax.Array
 ) -> tuple[jax.Array, State]:
     """Feeds generated token `i` (0-based) of every row; the logits BxV of token i+1."""
-    if isinstance(model, EncoderDecoder):
+    if family_of(model).encoder_decoder:
         logits_Bx1xV, cache = model.decode_step(token_B[:, None], i + 1, state["cache"])
         return logits_Bx1xV[:, 0], {"cache": cache}
     positions_Bx1 = (state["lengths"] + i)[:, None]
@@ -286,7 +286,7 @@ def greedy_without_cache(
     the reference the cached decoders are tested and benchmarked against."""
     b, p = inputs_BxL.shape
     n = max_new_tokens
-    if isinstance(model, EncoderDecoder):
+    if family_of(model).encoder_decoder:
         segments_BxL = (jnp.arange(p) < input_lengths_B[:, None]).astype(jnp.int32)
         encoded_BxLxD = model.encode(inputs_BxL, segments_BxL)
         buffer_BxS = jnp.zeros((b, n + 1), jnp.int32)  # decoder inputs: 0, then tokens

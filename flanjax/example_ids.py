@@ -25,6 +25,7 @@ import numpy as np
 import seqio
 import tensorflow as tf
 
+from flanjax.data import batch as batch_keys
 from flanjax.data import binding, pipeline, registry
 from flanjax.data.pipeline import BatchIterator, DataConfig
 
@@ -39,9 +40,9 @@ class ExampleRecord:
 
 def examples_in_batch(batch: Mapping[str, np.ndarray]) -> int:
     """The number of examples in a feature-converted (packed or not) batch."""
-    segs = [batch[k] for k in ("encoder_segment_ids", "decoder_segment_ids") if k in batch]
+    segs = [batch[k] for k in batch_keys.SEGMENT_KEYS if k in batch]
     if not segs:
-        return int(batch["decoder_target_tokens"].shape[0])
+        return int(batch[batch_keys.DECODER_TARGET_TOKENS].shape[0])
     return int(np.maximum.reduce([s.max(axis=1) for s in segs]).sum())
 
 

@@ -33,7 +33,8 @@ from __future__ import annotations
 
 import jax
 
-from flanjax.models import DecoderConfig, ModelConfig, T5Config
+from flanjax.data import batch as batch_keys
+from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 
 # Dense bf16 peak FLOP/s per device, by substring of `device.device_kind`, first match.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
@@ -92,7 +93,7 @@ def train_step_flops(
     causal_factor: float = 1.0,
 ) -> float:
     """Training FLOPs of one step on `batch_size` rows (global batch)."""
-    if isinstance(cfg, T5Config):
+    if family_of(cfg).encoder_decoder:
         return batch_size * t5_flops_per_example(cfg, input_len, target_len, causal_factor)
     per_token = decoder_flops_per_token(cfg, target_len, causal_factor)
     return batch_size * target_len * per_token
@@ -100,8 +101,9 @@ def train_step_flops(
 
 def batch_flops(cfg: ModelConfig, batch_shapes: dict[str, tuple[int, ...]]) -> float:
     """`train_step_flops` for a feature-converted global batch, from its array shapes."""
-    b, t = batch_shapes["decoder_target_tokens"]
-    li = batch_shapes["encoder_input_tokens"][1] if "encoder_input_tokens" in batch_shapes else 0
+    b, t = batch_shapes[batch_keys.DECODER_TARGET_TOKENS]
+    enc = batch_shapes.get(batch_keys.ENCODER_INPUT_TOKENS)
+    li = enc[1] if enc else 0
     return train_step_flops(cfg, b, t, li)
 
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import jax
 
-from flanjax.models import DecoderConfig, ModelConfig, T5Config
+from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 
 COLLECTIVES = ("all-reduce", "all-gather", "reduce-scatter", "all-to-all", "collective-permute")
 
@@ -204,7 +204,7 @@ def score_flops(model: ModelConfig, b: int, prompt: int, choice: int, c: int) ->
     per example, the decoder on b*c choices. Decoder-only: the prompt prefilled into
     a KV cache of prompt + choice slots (logits at its last position), then the
     choices' first choice-1 tokens against the repeated cache."""
-    if isinstance(model, T5Config):
+    if family_of(model).encoder_decoder:
         enc = _t5_encoder_flops(model, b, prompt)
         return enc + _t5_decoder_flops(model, b * c, choice, prompt, b)
     slots, head = prompt + choice, 2 * model.d_model * model.vocab_size

@@ -37,7 +37,7 @@ from flax import nnx
 
 from flanjax import decoding
 from flanjax.decoding import lengths_of
-from flanjax.models import EncoderDecoder
+from flanjax.models import family_of
 
 EOS_ID = 1
 
@@ -112,7 +112,7 @@ def score_choices(
     """
     if choice_lengths_BC is None:
         choice_lengths_BC = lengths_of(choices_BCxT)
-    if not isinstance(model, EncoderDecoder):
+    if not family_of(model).encoder_decoder:
         if input_lengths_B is None:
             input_lengths_B = lengths_of(inputs_BxL)
         return _decoder_only_choices(
@@ -136,7 +136,7 @@ def score(
     target_lengths_B: jax.Array | None = None,
 ) -> jax.Array:
     """log p(targets | inputs) per example (natural log, over the target tokens given)."""
-    if not isinstance(model, EncoderDecoder):
+    if not family_of(model).encoder_decoder:
         if input_lengths_B is None:
             input_lengths_B = lengths_of(inputs_BxL)
         if target_lengths_B is None:
@@ -179,7 +179,7 @@ def pad_rows(rows: list[list[int]], length: int) -> np.ndarray:
 
 # --- text in, text out (the score and generate commands) ------------------------------
 def is_encoder_decoder(model: nnx.Module) -> bool:
-    return isinstance(model, EncoderDecoder)
+    return family_of(model).encoder_decoder
 
 
 def encode_example(
@@ -219,23 +219,6 @@ def pad_batch(rows: Sequence[Sequence[int]], batch_size: int) -> tuple[np.ndarra
     lengths = np.zeros((batch_size,), np.int32)
     lengths[: len(rows)] = [len(r) for r in rows]
     return tokens, lengths
-
-
-def load_model(model_dir: str, step: int | None = None) -> tuple[nnx.Module, int]:
-    """(model on one device, step) of MODEL_DIR's checkpoint `step` (default: latest)."""
-    from flanjax import checkpointing, partitioning, train_state
-    from flanjax.conversion import hf
-
-    if not os.path.isdir(model_dir):
-        raise FileNotFoundError(f"{model_dir}: no such MODEL_DIR")
-    if step is None:
-        step = checkpointing.Checkpointer(model_dir, read_only=True).latest_step()
-        if step is None:
-            raise FileNotFoundError(f"no checkpoints in {os.path.join(model_dir, 'checkpoints')}")
-    cfg, params = hf.load_params_checkpoint(model_dir, step)
-    with nnx.use_eager_sharding(False):
-        graphdef = train_state.graphdef_of(cfg, partitioning.DEFAULT_RULES)
-    return nnx.merge(graphdef, params), step
 
 
 def read_examples(path: str, fields: Sequence[str]) -> list[tuple[int, dict]]:

@@ -20,7 +20,6 @@ from __future__ import annotations
 import dataclasses
 import functools
 import logging
-from collections.abc import Callable
 from typing import Any
 
 import jax
@@ -30,10 +29,10 @@ import optax
 from flax import nnx
 from jax.sharding import Mesh
 
-from flanjax import checkpointing, train_state
-from flanjax.models import ModelConfig, create_model, lora
+from flanjax import checkpointing, model_loading, train_state
+from flanjax.models import ModelConfig
 from flanjax.models.lora import LoraConfig, LoraParam
-from flanjax.train_step import TrainState
+from flanjax.train_state import TrainState
 
 log = logging.getLogger(__name__)
 
@@ -41,19 +40,9 @@ BASE = nnx.All(nnx.Param, nnx.Not(LoraParam))  # the frozen parameters of a LoRA
 FREE_FIELDS = frozenset({"dropout"})  # may change when a LoRA run resumes
 
 
-def _init_adapters(cfg: ModelConfig, lora_cfg: LoraConfig, seed: int) -> nnx.State:
-    with nnx.use_eager_sharding(False):
-        model = create_model(cfg, nnx.Rngs(params=seed), lora_cfg)
-    return nnx.state(model, LoraParam)
-
-
 def _init_state(cfg, lora_cfg, tx: optax.GradientTransformation, seed: int, step: int):
-    adapters = _init_adapters(cfg, lora_cfg, seed)
+    adapters = train_state.init_adapters(cfg, lora_cfg, seed)
     return TrainState(jnp.asarray(step, jnp.int32), adapters, tx.init(adapters))
-
-
-def abstract_adapters(cfg: ModelConfig, lora_cfg: LoraConfig) -> nnx.State:
-    return jax.eval_shape(functools.partial(_init_adapters, cfg, lora_cfg, 0))
 
 
 def abstract_state(cfg: ModelConfig, lora_cfg: LoraConfig, tx, seed: int = 0) -> TrainState:
@@ -74,30 +63,6 @@ def init_state(cfg, lora_cfg, tx, mesh: Mesh, rules, seed: int, step: int):
 def split(model: nnx.Module) -> tuple[nnx.GraphDef, nnx.State, nnx.State]:
     """(graphdef, adapters, base) of a LoRA model."""
     return nnx.split(model, LoraParam, BASE)
-
-
-# --- the base checkpoint ----------------------------------------------------------------
-def restore_base(ref: dict, cfg: ModelConfig, sharding_of: Callable) -> nnx.State:
-    """The base parameters of checkpoint `ref` ({"path", "step"}) in `cfg`'s layer layout,
-    placed by `sharding_of(abstract params)`; a base saved in the other layout is
-    restored in its own and restacked on the devices."""
-    src = checkpointing.Checkpointer(ref["path"], read_only=True)
-    try:
-        meta = src.read_meta(ref["step"])
-        where = f"{ref['path']} step {ref['step']} (LoRA base)"
-        checkpointing.check_same_model(meta, cfg, where, also_free=checkpointing.INITIAL_CHOICES)
-        saved = checkpointing.model_config_from_json(meta["model"]) if "model" in meta else cfg
-        src_cfg = dataclasses.replace(cfg, scan_layers=saved.scan_layers)
-        src_abs = train_state.abstract_params(src_cfg)
-        target = train_state.with_shardings(src_abs, sharding_of(src_abs))
-        params = src.restore_params(ref["step"], target)
-    finally:
-        src.close()
-    if src_cfg.scan_layers != cfg.scan_layers:
-        restack = functools.partial(train_state.restack, cfg=cfg)
-        out = sharding_of(train_state.abstract_params(cfg))
-        params = jax.jit(restack, out_shardings=out)(params)
-    return params
 
 
 def base_ref(initial_checkpoint_path: str) -> dict:
@@ -172,7 +137,8 @@ def restore_or_init(cfg: Any, tx, mesh: Mesh, ckpt: checkpointing.Checkpointer) 
         state, shardings = init_state(cfg.model, cfg.lora, tx, mesh, rules, cfg.seed, start)
         batches, resumed = 0, False
         log.info("LoRA rank %d on %s step %d", cfg.lora.rank, ref["path"], ref["step"])
-    base = restore_base(ref, cfg.model, sharding_of)
+    where = f"{ref['path']} step {ref['step']} (LoRA base)"
+    base = model_loading.restore_params(ref["path"], ref["step"], cfg.model, sharding_of, where)
     log.info(
         "LoRA: %d trainable parameters (adapters), %d frozen (base)",
         count(state.params),
@@ -184,64 +150,6 @@ def restore_or_init(cfg: Any, tx, mesh: Mesh, ckpt: checkpointing.Checkpointer) 
 def count(params: Any) -> int:
     """The number of parameters (array elements) in a tree."""
     return sum(int(np.prod(x.shape)) for x in jax.tree.leaves(params))
-
-
-# --- loading for evaluation, inference and export ------------------------------------------
-def restore_params(
-    ckpt: checkpointing.Checkpointer, step: int, cfg: ModelConfig, sharding_of: Callable
-) -> nnx.State:
-    """Checkpoint `step`'s parameters of model `cfg` placed by `sharding_of(abstract)`:
-    a full checkpoint's as saved; a LoRA checkpoint's base merged with its adapters
-    (W + scale * A B, once, on the devices), so the plain model runs them."""
-    meta = ckpt.read_meta(step)
-    abs_params = train_state.abstract_params(cfg)
-    if "lora" not in meta:
-        return ckpt.restore_params(
-            step, train_state.with_shardings(abs_params, sharding_of(abs_params))
-        )
-    lora_cfg = LoraConfig.from_json(meta["lora"]["config"])
-    abs_adapters = abstract_adapters(cfg, lora_cfg)
-    adapters = ckpt.restore_params(
-        step, train_state.with_shardings(abs_adapters, sharding_of(abs_adapters))
-    )
-    base = restore_base(meta["lora"]["base"], cfg, sharding_of)
-    return merge(base, adapters, lora_cfg, cfg, sharding_of(abs_params))
-
-
-def merge(base: nnx.State, adapters: nnx.State, lora_cfg: LoraConfig, cfg, out_shardings=None):
-    """The base parameters with the adapters merged in (an nnx.State of the plain model)."""
-
-    def merged(base: nnx.State, adapters: nnx.State) -> nnx.State:
-        pure = lora.merge_params(base.to_pure_dict(), adapters.to_pure_dict(), lora_cfg.scale)
-        out = train_state.abstract_params(cfg)
-        nnx.replace_by_pure_dict(out, pure)
-        return out
-
-    return jax.jit(merged, out_shardings=out_shardings)(base, adapters)
-
-
-def load_checkpoint_adapters(model_dir: str, step: int | None = None):
-    """(model config, LoraConfig, adapters as a pure dict on the host, meta) of a LoRA
-    MODEL_DIR's checkpoint `step` (default: the latest)."""
-    ckpt = checkpointing.Checkpointer(model_dir, read_only=True)
-    try:
-        step = ckpt.latest_step() if step is None else step
-        if step is None:
-            raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
-        meta = ckpt.read_meta(step)
-        if "lora" not in meta:
-            raise ValueError(f"{model_dir} step {step} is not a LoRA checkpoint (no adapters)")
-        cfg = checkpointing.model_config_from_json(meta["model"])
-        lora_cfg = LoraConfig.from_json(meta["lora"]["config"])
-        device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-        abs_adapters = abstract_adapters(cfg, lora_cfg)
-        target = jax.tree.map(
-            lambda a: jax.ShapeDtypeStruct(a.shape, a.dtype, sharding=device), abs_adapters
-        )
-        adapters = ckpt.restore_params(step, target)
-    finally:
-        ckpt.close()
-    return cfg, lora_cfg, jax.device_get(adapters.to_pure_dict()), meta
 
 
 def frozen_shardings(base: nnx.State) -> Any:

@@ -196,16 +196,6 @@ def state_spec_like(spec: P, param_shape: Sequence[int], leaf_shape: Sequence[in
     return P()
 
 
-def state_specs_like(params_specs, params_shapes, tree_shapes):
-    """`state_spec_like` over a subtree structured like the parameters."""
-    return jax.tree.map(
-        lambda s, p, leaf: state_spec_like(s, p.shape, leaf.shape),
-        params_specs,
-        params_shapes,
-        tree_shapes,
-    )
-
-
 def batch_sharding(mesh: Mesh, rules: Rules) -> NamedSharding:
     """Sharding of a [batch, length] input array."""
     return logical_sharding(mesh, ("act_batch", "act_length"), rules)

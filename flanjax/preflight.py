@@ -39,7 +39,16 @@ import numpy as np
 import seqio
 from flax import nnx
 
-from flanjax import checkpointing, losses, models, partitioning, run_setup, train_state
+from flanjax import (
+    checkpointing,
+    losses,
+    model_loading,
+    models,
+    partitioning,
+    run_setup,
+    train_state,
+)
+from flanjax.data import batch as bk
 from flanjax.data import binding, heldout, pipeline, registry
 from flanjax.train_step import accumulate_gradients, loss_weights, model_logits
 
@@ -190,7 +199,7 @@ def _batch(state: dict, pack: bool) -> dict[str, np.ndarray]:
 def _loss_mask(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     batch = _batch(state, pack=False)
     eos = state["vocab"].eos_id
-    tokens, weights = batch["decoder_target_tokens"], batch["decoder_loss_weights"]
+    tokens, weights = batch[bk.DECODER_TARGET_TOKENS], batch[bk.DECODER_LOSS_WEIGHTS]
     for row in range(tokens.shape[0]):
         scored = tokens[row][weights[row] > 0]
         if not (scored != eos).any():
@@ -209,9 +218,10 @@ def _check_model(cfg: PreflightConfig, state: dict) -> tuple[nnx.Module, str]:
     abstract = train_state.abstract_params(model_cfg)
     n = sum(math.prod(x.shape) for x in jax.tree.leaves(abstract))
     if source is not None and n <= cfg.max_real_params:
-        from flanjax.conversion import hf
-
-        _, params = hf.load_params_checkpoint(*checkpointing.locate_checkpoint(source))
+        model_dir, step = checkpointing.locate_checkpoint(source)
+        params = model_loading.restore_params(
+            model_dir, step, model_cfg, model_loading.on_one_device
+        )
         graphdef = train_state.graphdef_of(model_cfg, partitioning.DEFAULT_RULES)
         out = (nnx.merge(graphdef, params), f"the run's model, {n / 1e6:.0f}M parameters")
     else:
@@ -225,7 +235,7 @@ def _check_model(cfg: PreflightConfig, state: dict) -> tuple[nnx.Module, str]:
 
 
 def _shrunk(cfg: models.ModelConfig) -> dict[str, int]:
-    if isinstance(cfg, models.T5Config):
+    if models.family_of(cfg).encoder_decoder:
         return {"num_encoder_layers": 2, "num_decoder_layers": 2, "d_model": 64, "d_ff": 128,
                 "num_heads": 2, "head_dim": 16}  # fmt: skip
     return {"num_layers": 2, "d_model": 64, "d_ff": 128, "num_heads": 2, "num_kv_heads": 1,
@@ -236,11 +246,11 @@ def _per_example_nll(model: nnx.Module, batch: dict) -> list[tuple[int, float]]:
     """(target tokens, summed nll) per example, sorted (packing may reorder rows)."""
     arrays = {k: jnp.asarray(v) for k, v in batch.items()}
     nll, _ = losses.softmax_cross_entropy(
-        model_logits(model, arrays, None), arrays["decoder_target_tokens"]
+        model_logits(model, arrays, None), arrays[bk.DECODER_TARGET_TOKENS]
     )
-    w = np.asarray(batch["decoder_loss_weights"]) > 0
+    w = np.asarray(batch[bk.DECODER_LOSS_WEIGHTS]) > 0
     nll = np.where(w, np.asarray(nll), 0.0)
-    segs = batch.get("decoder_segment_ids", np.where(w, 1, 0))
+    segs = batch.get(bk.DECODER_SEGMENT_IDS, np.where(w, 1, 0))
     out = []
     for row in range(w.shape[0]):
         for s in sorted(set(segs[row][w[row]].tolist())):
@@ -265,7 +275,7 @@ def _microbatches(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     model, which = _check_model(cfg, state)
     n = cfg.train.microbatches if cfg.train.microbatches > 1 else 2
     batch = {k: jnp.asarray(v) for k, v in _batch(state, pack=False).items()}
-    if batch["decoder_target_tokens"].shape[0] % n:
+    if batch[bk.DECODER_TARGET_TOKENS].shape[0] % n:
         return SKIP, f"{SAMPLE} examples do not split into {n} microbatches"
     graphdef, params = nnx.split(model, nnx.Param)
     w, denom = loss_weights(batch, cfg.train.loss)
@@ -314,21 +324,19 @@ def _transformers(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     batch = state.get("batch") or _batch(state, pack=False)
     with tempfile.TemporaryDirectory() as tmp:
         hf.convert_to_hf(model_dir, tmp, step=step)
-        auto = (transformers.AutoModelForSeq2SeqLM if isinstance(state["model"], models.T5Config)
-                else transformers.AutoModelForCausalLM)  # fmt: skip
+        auto = getattr(transformers, models.family_of(state["model"]).hf_auto_class)
         theirs = auto.from_pretrained(tmp, dtype=torch.float32).eval()
     rows = slice(0, 2)
     arrays = {k: jnp.asarray(v[rows]) for k, v in batch.items()}
-    ours = np.asarray(model_logits(model, {**arrays, "decoder_segment_ids": None}, None))
+    ours = np.asarray(model_logits(model, {**arrays, bk.DECODER_SEGMENT_IDS: None}, None))
     with torch.no_grad():
-        if "encoder_input_tokens" in arrays:
-            enc = torch.tensor(np.asarray(arrays["encoder_input_tokens"]), dtype=torch.long)
-            dec = torch.tensor(np.asarray(arrays["decoder_input_tokens"]), dtype=torch.long)
+        dec = torch.tensor(np.asarray(arrays[bk.DECODER_INPUT_TOKENS]), dtype=torch.long)
+        if models.family_of(model).encoder_decoder:
+            enc = torch.tensor(np.asarray(arrays[bk.ENCODER_INPUT_TOKENS]), dtype=torch.long)
             out = theirs(input_ids=enc, attention_mask=enc > 0, decoder_input_ids=dec).logits
         else:
-            ids = torch.tensor(np.asarray(arrays["decoder_input_tokens"]), dtype=torch.long)
-            out = theirs(input_ids=ids).logits
-    mask = np.asarray(batch["decoder_loss_weights"][rows]) > 0
+            out = theirs(input_ids=dec).logits
+    mask = np.asarray(batch[bk.DECODER_LOSS_WEIGHTS][rows]) > 0
     diff = float(np.max(np.abs(ours - out.numpy())[mask]))
     if diff > 2e-3:
         raise _Failed(f"logits differ from transformers' by {diff:.2e} on the targets")

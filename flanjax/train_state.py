@@ -15,13 +15,23 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx
+from flax import nnx, struct
 from jax.sharding import Mesh, NamedSharding
 from jax.sharding import PartitionSpec as P
 
 from flanjax import models, partitioning
 from flanjax.models import LoraConfig, ModelConfig, create_model, layer_stack
-from flanjax.train_step import TrainState
+from flanjax.models.lora import LoraParam
+
+
+@struct.dataclass
+class TrainState:
+    """What the train step carries: the step, the trained parameters (all of them, or a
+    LoRA run's adapters) and their optimizer state."""
+
+    step: jax.Array
+    params: nnx.State
+    opt_state: optax.OptState
 
 
 def param_specs(abs_params: nnx.State, rules: partitioning.Rules, mesh: Mesh | None = None) -> Any:
@@ -90,6 +100,18 @@ def _init_params(cfg: ModelConfig, seed: int, lora_cfg: LoraConfig | None = None
 def abstract_params(cfg: ModelConfig, lora_cfg: LoraConfig | None = None) -> nnx.State:
     """Shapes of the model's parameters (with LoRA adapters if `lora_cfg` is on)."""
     return jax.eval_shape(functools.partial(_init_params, cfg, 0, lora_cfg))
+
+
+def init_adapters(cfg: ModelConfig, lora_cfg: LoraConfig, seed: int) -> nnx.State:
+    """Fresh LoRA adapters of model `cfg` (A random, B zero)."""
+    with nnx.use_eager_sharding(False):
+        model = create_model(cfg, nnx.Rngs(params=seed), lora_cfg)
+    return nnx.state(model, LoraParam)
+
+
+def abstract_adapters(cfg: ModelConfig, lora_cfg: LoraConfig) -> nnx.State:
+    """Shapes of the LoRA adapters of model `cfg`."""
+    return jax.eval_shape(functools.partial(init_adapters, cfg, lora_cfg, 0))
 
 
 def restack(params: nnx.State, cfg: ModelConfig) -> nnx.State:

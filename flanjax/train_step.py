@@ -31,21 +31,17 @@ from collections.abc import Callable
 import jax
 import jax.numpy as jnp
 import optax
-from flax import nnx, struct
+from flax import nnx
 
 from flanjax import losses
+from flanjax.data import batch as bk
+from flanjax.models.family import family_of
 from flanjax.partitioning import constrain
+from flanjax.train_state import TrainState
 
 Batch = dict[str, jax.Array]
 NORMALIZATIONS = ("tokens", "sequences", "fixed")
 _TERMS = ("loss_sum", "nll_sum", "z_loss_sum", "correct_sum", "weight_sum")
-
-
-@struct.dataclass
-class TrainState:
-    step: jax.Array
-    params: nnx.State
-    opt_state: optax.OptState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -85,12 +81,12 @@ def _per_sequence(w_BxT: jax.Array, segments_BxT: jax.Array | None) -> jax.Array
 
 def loss_weights(batch: Batch, cfg: LossConfig) -> tuple[jax.Array, jax.Array]:
     """(per-token loss weights BxT, the batch's loss denominator), both float32."""
-    w_BxT = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
+    w_BxT = batch.get(bk.DECODER_LOSS_WEIGHTS, batch[bk.DECODER_TARGET_TOKENS] > 0)
     w_BxT = w_BxT.astype(jnp.float32)
     if cfg.mode == "fixed":
         return w_BxT, jnp.float32(cfg.loss_normalizing_factor)
     if cfg.mode == "sequences":
-        w_BxT = _per_sequence(w_BxT, batch.get("decoder_segment_ids"))
+        w_BxT = _per_sequence(w_BxT, batch.get(bk.DECODER_SEGMENT_IDS))
     return w_BxT, jnp.maximum(jnp.sum(w_BxT), 1.0)
 
 
@@ -119,25 +115,8 @@ def cross_entropy(
 
 
 def model_logits(model: nnx.Module, batch: Batch, rngs: nnx.Rngs | None) -> jax.Array:
-    """Logits for a feature-converted batch: encoder-decoder batches carry
-    `encoder_input_tokens`; decoder-only ones (seqio's DecoderFeatureConverter,
-    PrefixLMFeatureConverter) do not, and may carry `decoder_positions` and, for
-    prefix-LM, `decoder_causal_attention` (1 on the bidirectional inputs prefix)."""
-    if "encoder_input_tokens" not in batch:
-        return model(
-            batch["decoder_input_tokens"],
-            batch.get("decoder_segment_ids"),
-            batch.get("decoder_positions"),
-            batch.get("decoder_causal_attention"),
-            rngs=rngs,
-        )
-    return model(
-        batch["encoder_input_tokens"],
-        batch["decoder_input_tokens"],
-        batch.get("encoder_segment_ids"),
-        batch.get("decoder_segment_ids"),
-        rngs=rngs,
-    )
+    """Logits for a feature-converted batch, as the model's family reads it."""
+    return family_of(model).batch_logits(model, batch, rngs)
 
 
 def summed_loss(
@@ -155,8 +134,10 @@ def summed_loss(
     model = nnx.merge(graphdef, params) if frozen is None else nnx.merge(graphdef, params, frozen)
     rngs = nnx.Rngs(dropout=dropout_key) if dropout_key is not None else None
     logits = model_logits(model, batch, rngs)
-    weights = batch.get("decoder_loss_weights", batch["decoder_target_tokens"] > 0)
-    terms = cross_entropy(logits, batch["decoder_target_tokens"], weights, z_loss, loss_weights_BxT)
+    weights = batch.get(bk.DECODER_LOSS_WEIGHTS, batch[bk.DECODER_TARGET_TOKENS] > 0)
+    terms = cross_entropy(
+        logits, batch[bk.DECODER_TARGET_TOKENS], weights, z_loss, loss_weights_BxT
+    )
     return terms["loss_sum"], terms
 
 
@@ -280,15 +261,3 @@ def train_step(
 def _keep_unless(ok: jax.Array, new, old):
     """`new` where `ok`, else `old`, leaf by leaf (one select per array on the device)."""
     return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)
-
-
-def eval_loss(
-    params: nnx.State,
-    batch: Batch,
-    *,
-    graphdef: nnx.GraphDef,
-    loss_cfg: LossConfig,
-    frozen: nnx.State | None = None,
-) -> dict[str, jax.Array]:
-    """Summed loss terms on a batch, without dropout (for held-out loss)."""
-    return loss_fn(params, graphdef, batch, None, loss_cfg, frozen)[1]

@@ -44,15 +44,18 @@ from flanjax import (
     distributed,
     flops,
     lora_state,
+    model_loading,
     optimizers,
     partitioning,
     run_setup,
     train_state,
 )
-from flanjax.data.pipeline import BatchIterator, DataConfig, nonpadding_fraction
+from flanjax.data import batch as batch_keys
+from flanjax.data.pipeline import BatchIterator, DataConfig
 from flanjax.metric_writers import MetricWriter, Progress
 from flanjax.models import LoraConfig, ModelConfig
-from flanjax.train_step import LossConfig, TrainState, train_step
+from flanjax.train_state import TrainState
+from flanjax.train_step import LossConfig, train_step
 
 log = logging.getLogger(__name__)
 
@@ -126,29 +129,14 @@ class Start:
     meta: dict = dataclasses.field(default_factory=dict)  # extra checkpoint meta
 
 
-def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, abstract, shardings) -> TrainState:
-    """Parameters from `cfg.initial_checkpoint_path`, fresh optimizer state. A
-    checkpoint in the other layer layout (`scan_layers`) is restored in its own
-    layout, sharded by the same rules, and restacked on the devices."""
+def _from_initial_checkpoint(cfg: TrainConfig, tx, mesh, shardings) -> TrainState:
+    """Parameters from `cfg.initial_checkpoint_path` (model_loading.restore_params: in
+    the run's layer layout, sharded by its rules), fresh optimizer state."""
     model_dir, step = checkpointing.locate_checkpoint(cfg.initial_checkpoint_path)
-    src = checkpointing.Checkpointer(model_dir, read_only=True)
-    meta = src.read_meta(step)
+    sharding_of = functools.partial(train_state.param_shardings, mesh=mesh, rules=cfg.mesh.rules)
     where = f"{model_dir} (initial checkpoint)"
-    checkpointing.check_same_model(meta, cfg.model, where, also_free=checkpointing.INITIAL_CHOICES)
-    saved_scan = bool(meta.get("model", {}).get("config", {}).get("scan_layers", False))
-    if saved_scan == cfg.model.scan_layers:
-        params = src.restore_params(
-            step, train_state.with_shardings(abstract.params, shardings.params)
-        )
-    else:
-        src_cfg = dataclasses.replace(cfg.model, scan_layers=saved_scan)
-        src_abs = train_state.abstract_params(src_cfg)
-        src_shardings = train_state.param_shardings(src_abs, mesh, cfg.mesh.rules)
-        params = src.restore_params(step, train_state.with_shardings(src_abs, src_shardings))
-        restack = functools.partial(train_state.restack, cfg=cfg.model)
-        params = jax.jit(restack, out_shardings=shardings.params)(params)
-        log.info("restacked %s's layers for scan_layers=%s", where, cfg.model.scan_layers)
-    src.close()
+    params = model_loading.restore_params(model_dir, step, cfg.model, sharding_of, where)
+    meta = checkpointing.Checkpointer(model_dir, read_only=True).read_meta(step)
     start = int(meta.get("step", step))
     log.info("initialized parameters from %s step %d", model_dir, start)
     return train_state.state_from_params(params, tx, shardings, start)
@@ -172,7 +160,7 @@ def _restore_or_init(cfg: TrainConfig, tx, mesh, ckpt: checkpointing.Checkpointe
         state = TrainState(step, params, opt_state)
         return Start(state, shardings, int(data_state["batches_consumed"]), True)
     if cfg.initial_checkpoint_path:
-        state = _from_initial_checkpoint(cfg, tx, mesh, abstract, shardings)
+        state = _from_initial_checkpoint(cfg, tx, mesh, shardings)
         return Start(state, shardings, 0, False)
     state, shardings = train_state.init_state(cfg.model, tx, mesh, rules, cfg.seed)
     return Start(state, shardings, 0, False)
@@ -245,9 +233,8 @@ class Throughput:
         self.read_and_reset()
 
     def add(self, local_batch: dict[str, np.ndarray], num_shards: int) -> None:
-        keys = ("encoder_input_tokens", "decoder_target_tokens")
-        self.tokens += num_shards * sum(local_batch[k].size for k in keys if k in local_batch)
-        self.nonpad += nonpadding_fraction(local_batch)
+        self.tokens += num_shards * batch_keys.token_positions(local_batch)
+        self.nonpad += batch_keys.nonpadding_fraction(local_batch)
         self.steps += 1
 
     def read_and_reset(self) -> dict[str, float]:

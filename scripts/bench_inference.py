@@ -59,13 +59,13 @@ def bench_flanjax(args, prompts: list[str]) -> dict:
     import jax
     import numpy as np
 
-    from flanjax import decoding, inference
+    from flanjax import decoding, inference, model_loading
     from flanjax.conversion import hf
     from flanjax.data import vocabularies
 
     model_dir = Path(tempfile.mkdtemp()) / "smollm2"
     hf.convert_from_hf(str(HF_DIR), str(model_dir))
-    model, _ = inference.load_model(str(model_dir))
+    model, _ = model_loading.load_model(str(model_dir))
     vocab = vocabularies.vocabulary_for_model_dir(str(model_dir), None)
     ids = [inference.encode_example(vocab, p, "", encoder_decoder=False)[0] for p in prompts]
     inputs, lengths = inference.pad_batch(ids, len(ids))

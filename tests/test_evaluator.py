@@ -12,8 +12,7 @@ import pytest
 from flax import nnx
 
 import flanjax.tasks
-from flanjax import inference
-from flanjax.conversion import hf
+from flanjax import checkpointing, inference
 from flanjax.data import registry
 from flanjax.evaluation import aggregate, evaluator, report
 from flanjax.evaluation.encoding import Layout, TokenizedTemplate
@@ -220,7 +219,7 @@ def test_report_baseline_gain_and_few_shot_side_by_side():
 def _tiny_model_dir(path, seed):
     with nnx.use_eager_sharding(False):
         params = nnx.state(EncoderDecoder(MODEL, rngs=nnx.Rngs(seed)), nnx.Param)
-    hf.save_params_checkpoint(str(path), MODEL, params)
+    checkpointing.save_model(str(path), MODEL, params)
     return str(path)
 
 

@@ -7,8 +7,7 @@ import jax
 from flax import nnx
 
 import flanjax.tasks  # noqa: F401
-from flanjax import flan_experiment, optimizers
-from flanjax.conversion import hf
+from flanjax import checkpointing, flan_experiment, optimizers
 from flanjax.data import ablations, registry
 from flanjax.data.templates import Template
 from flanjax.models import DecoderConfig, create_model
@@ -47,7 +46,7 @@ def test_the_experiment_trains_evaluates_and_tabulates(tmp_path):
     base = tmp_path / "base"
     with nnx.use_eager_sharding(False):
         params = nnx.state(create_model(TINY, nnx.Rngs(params=0)), nnx.Param)
-    hf.save_params_checkpoint(str(base), TINY, jax.device_get(params))
+    checkpointing.save_model(str(base), TINY, jax.device_get(params))
     cfg = flan_experiment.ExperimentConfig(
         work_dir=str(tmp_path / "exp"),
         base_checkpoint=str(base),

@@ -18,7 +18,7 @@ import pytest
 import seqio
 from flax import nnx
 
-from flanjax import cli, inference
+from flanjax import checkpointing, cli, inference, model_loading
 from flanjax.conversion import hf
 from flanjax.models import DecoderConfig, T5Config, create_model
 
@@ -112,7 +112,7 @@ def test_encode_example_layouts() -> None:
 def _model_dir(tmp_path: Path, cfg) -> Path:
     """A MODEL_DIR holding checkpoint 0 of a tiny random model (byte vocabulary)."""
     model_dir = tmp_path / type(cfg).__name__
-    hf.save_params_checkpoint(str(model_dir), cfg, nnx.state(make_model(cfg), nnx.Param))
+    checkpointing.save_model(str(model_dir), cfg, nnx.state(make_model(cfg), nnx.Param))
     return model_dir
 
 
@@ -143,7 +143,7 @@ def test_score_and_generate_commands(family: str, tmp_path: Path) -> None:
     )
     scored = _read(tmp_path / "s.jsonl")
     assert [r["id"] for r in scored[:1]] == ["a"] and len(scored) == 3
-    model, _ = inference.load_model(str(model_dir))
+    model, _ = model_loading.load_model(str(model_dir))
     vocab = seqio.ByteVocabulary()
     for record, out in zip(RECORDS, scored, strict=True):
         ids, tgt = inference.encode_example(

@@ -15,7 +15,15 @@ import pytest
 from flax import nnx
 
 import flanjax.tasks  # noqa: F401
-from flanjax import checkpointing, lora_state, optimizers, partitioning, train_state, trainer
+from flanjax import (
+    checkpointing,
+    lora_state,
+    model_loading,
+    optimizers,
+    partitioning,
+    train_state,
+    trainer,
+)
 from flanjax.conversion import hf
 from flanjax.conversion import peft as peft_export
 from flanjax.data.pipeline import BatchIterator, DataConfig
@@ -78,7 +86,7 @@ def test_zero_b_gives_base_logits_exactly_and_merged_weights_match():
         keys = jax.random.split(jax.random.key(0), len(leaves))
         noisy = [0.3 * jax.random.normal(k, x.shape) for k, x in zip(keys, leaves, strict=True)]
         nnx.update(adapted, jax.tree.unflatten(tree, noisy))
-        merged = lora_state.merge(
+        merged = model_loading.merge(
             nnx.state(base, nnx.Param), nnx.state(adapted, LoraParam), lora_cfg, cfg
         )
         want = logits(adapted)
@@ -138,7 +146,7 @@ def test_only_adapters_train_and_an_fsdp_tensor_mesh_gives_the_same_loss(tmp_pat
 
     scanned = dataclasses.replace(MODEL, scan_layers=True, remat_policy="full")
     names = layer_stack.STACK_NAMES
-    stacked_adapters = lora_state.abstract_adapters(scanned, LORA)
+    stacked_adapters = train_state.abstract_adapters(scanned, LORA)
     nnx.replace_by_pure_dict(
         stacked_adapters, layer_stack.stack_params(adapters.to_pure_dict(), names)
     )
@@ -176,9 +184,7 @@ def test_lora_run_resumes_exactly_checkpoints_adapters_and_evaluates_merged(tmp_
     are refused; the evaluator's merged model gives base + adapters' logits."""
     base_model, _ = _models(MODEL, None)
     base_dir = tmp_path / "base"
-    hf.save_params_checkpoint(
-        str(base_dir), MODEL, jax.device_get(nnx.state(base_model, nnx.Param))
-    )
+    checkpointing.save_model(str(base_dir), MODEL, jax.device_get(nnx.state(base_model, nnx.Param)))
     run = trainer.TrainConfig(
         model_dir=str(tmp_path / "straight"), data=DATA, model=MODEL, train_steps=4,
         optimizer=ADAMW, lora=LORA, initial_checkpoint_path=str(base_dir), log_every=1,

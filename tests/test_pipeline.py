@@ -8,7 +8,8 @@ import seqio
 
 import flanjax.tasks  # noqa: F401  (registers the built-in suite)
 from flanjax.data import mixing, registry, stats
-from flanjax.data.pipeline import BatchIterator, DataConfig, nonpadding_fraction
+from flanjax.data.batch import nonpadding_fraction
+from flanjax.data.pipeline import BatchIterator, DataConfig
 
 # Two tasks keep the graph small; a mixture, so its sampling must resume exactly too.
 mixing.register_mixture("test.pipeline_mix", ["builtin.addition", "builtin.passage_where"])

@@ -13,8 +13,7 @@ import pytest
 from flax import nnx
 
 import flanjax.tasks  # noqa: F401
-from flanjax import run_setup, trainer
-from flanjax.conversion import hf
+from flanjax import checkpointing, run_setup, trainer
 from flanjax.data.pipeline import DataConfig
 from flanjax.models import DecoderConfig, T5Config, create_model
 
@@ -39,7 +38,7 @@ def hf_checkpoint(smollm2_dir, tmp_path_factory) -> str:
     model_dir = tmp_path_factory.mktemp("converted")
     with nnx.use_eager_sharding(False):
         params = nnx.state(create_model(DECODER, nnx.Rngs(params=0)), nnx.Param)
-    hf.save_params_checkpoint(str(model_dir), DECODER, jax.device_get(params))
+    checkpointing.save_model(str(model_dir), DECODER, jax.device_get(params))
     vocab = model_dir / "vocab"
     vocab.mkdir()
     for name in ("tokenizer.json", "tokenizer_config.json", "chat_template.jinja"):

@@ -16,8 +16,8 @@ import numpy as np
 import pytest
 from flax import nnx
 
-from flanjax import partitioning, train_state
-from flanjax.conversion import convert_from_hf, hf
+from flanjax import model_loading, partitioning, train_state
+from flanjax.conversion import convert_from_hf
 
 pytestmark = pytest.mark.slow
 
@@ -39,7 +39,7 @@ def converted(smollm2_hf: Path, tmp_path_factory: pytest.TempPathFactory) -> nnx
     model_dir = tmp_path_factory.mktemp("smollm2") / "model_dir"
     convert_from_hf(str(smollm2_hf), str(model_dir))
     assert (model_dir / "vocab" / "tokenizer.json").exists()
-    cfg, params = hf.load_params_checkpoint(str(model_dir), 0)  # one device: 2 host cores
+    cfg, params = model_loading.load_params(str(model_dir), 0)[:2]  # one device: 2 host cores
     return nnx.merge(train_state.graphdef_of(cfg, partitioning.DEFAULT_RULES), params)
 
 

@@ -13,7 +13,6 @@ import pytest
 
 import flanjax.tasks  # noqa: F401
 from flanjax import checkpointing, optimizers, partitioning, train_state, trainer
-from flanjax.conversion import hf
 from flanjax.data.pipeline import BatchIterator, DataConfig
 from flanjax.models.llama import DecoderConfig
 from flanjax.models.t5 import T5Config
@@ -180,7 +179,7 @@ def test_initialization_from_a_converted_model_dir(tmp_path, reference):
     training starts from its parameters; compute dtype may differ, the
     architecture may not."""
     params = reference[1].params
-    hf.save_params_checkpoint(str(tmp_path / "converted"), MODEL, params)
+    checkpointing.save_model(str(tmp_path / "converted"), MODEL, params)
     cfg = _config(
         tmp_path,
         model=dataclasses.replace(MODEL, dtype="bfloat16"),
@@ -205,7 +204,7 @@ def test_scanned_run_from_an_unscanned_checkpoint_follows_the_reference(tmp_path
     """scan_layers=True on fsdp=2 x tensor=4, initialized from a checkpoint in the
     unrolled layout (restacked on the devices): the 1-device unrolled run's losses."""
     losses, init = reference
-    hf.save_params_checkpoint(str(tmp_path / "converted"), MODEL, init.params)
+    checkpointing.save_model(str(tmp_path / "converted"), MODEL, init.params)
     cfg = _config(
         tmp_path,
         model=dataclasses.replace(MODEL, scan_layers=True),

@@ -31,7 +31,7 @@ def run(args: argparse.Namespace) -> int:
     import jax
     import numpy as np
 
-    from flanjax import decoding, inference
+    from flanjax import decoding, inference, model_loading
     from flanjax.data import vocabularies
 
     if args.batch_size < 1:
@@ -47,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
         alpha=args.alpha,
         eos_id=vocab.eos_id,
     )
-    model, step = inference.load_model(args.checkpoint, args.step)
+    model, step = model_loading.load_model(args.checkpoint, args.step)
     pairs = inference.encode_examples(model, vocab, args.input, records)
     key = jax.random.key(args.seed)
     out = []

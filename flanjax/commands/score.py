@@ -38,14 +38,14 @@ def register(sub: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from flanjax import inference
+    from flanjax import inference, model_loading
     from flanjax.data import vocabularies
 
     if args.batch_size < 1:
         raise ValueError(f"--batch_size {args.batch_size}: must be at least 1")
     records = inference.read_examples(args.input, ("inputs", "targets"))
     vocab = vocabularies.vocabulary_for_model_dir(args.checkpoint, args.vocabulary)
-    model, step = inference.load_model(args.checkpoint, args.step)
+    model, step = model_loading.load_model(args.checkpoint, args.step)
     pairs = inference.encode_examples(model, vocab, args.input, records)
     out = []
     for start in range(0, len(pairs), args.batch_size):

@@ -34,14 +34,13 @@ import jax
 import jax.numpy as jnp
 import ml_dtypes  # noqa: F401  (registers bfloat16 with numpy, for bf16 safetensors)
 import numpy as np
-import orbax.checkpoint as ocp
 from safetensors import safe_open
 from safetensors.numpy import save_file
 
-from flanjax import checkpointing, lora_state, train_state
+from flanjax import checkpointing, model_loading, train_state
 from flanjax.conversion import gin_model
 from flanjax.data.vocabularies import TOKENIZER_FILES
-from flanjax.models import DecoderConfig, ModelConfig, T5Config
+from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 
 log = logging.getLogger(__name__)
 
@@ -194,7 +193,7 @@ def config_from_hf(hf: dict[str, Any], param_dtype: str = "float32") -> ModelCon
 
 def config_to_hf(cfg: ModelConfig, source: dict[str, Any] | None = None) -> dict[str, Any]:
     """A transformers config.json for `cfg`; token ids are taken from `source` if given."""
-    if isinstance(cfg, T5Config):
+    if family_of(cfg).name == "t5":
         out = {
             "architectures": ["T5ForConditionalGeneration"],
             "model_type": "t5",
@@ -374,8 +373,11 @@ def _t5_rules(cfg: T5Config) -> list[Rule]:
     return rules
 
 
+_RULES = {"t5": _t5_rules, "llama": _decoder_rules}  # by family name (models/family.py)
+
+
 def param_rules(cfg: ModelConfig) -> list[Rule]:
-    return _t5_rules(cfg) if isinstance(cfg, T5Config) else _decoder_rules(cfg)
+    return _RULES[family_of(cfg).name](cfg)
 
 
 def _path_str(path: tuple) -> str:
@@ -396,7 +398,7 @@ def params_from_hf(reader: SafetensorsReader, cfg: ModelConfig) -> Any:
     )
     if unexpected:
         raise ValueError(f"tensors flanjax has no place for: {unexpected[:8]}")
-    tied_t5 = isinstance(cfg, T5Config) and cfg.tie_embeddings and "lm_head.weight" in names
+    tied_t5 = family_of(cfg).name == "t5" and cfg.tie_embeddings and "lm_head.weight" in names
     if tied_t5 and not np.array_equal(reader.get("lm_head.weight"), reader.get("shared.weight")):
         raise ValueError("T5 scales a tied output embedding, but lm_head differs from shared")
     dtype = jnp.dtype(cfg.param_dtype)
@@ -426,39 +428,6 @@ def params_to_hf(params: Any, cfg: ModelConfig) -> dict[str, np.ndarray]:
 
 
 # --- flanjax checkpoints ------------------------------------------------------------
-def _refuse_existing(model_dir: str) -> None:
-    checkpoints = os.path.join(model_dir, "checkpoints")
-    if os.path.isdir(checkpoints) and os.listdir(checkpoints):
-        raise ValueError(f"{model_dir} already holds checkpoints; convert into a new folder")
-
-
-def save_params_checkpoint(model_dir: str, cfg: ModelConfig, params: Any) -> None:
-    """checkpoints/0 of a new MODEL_DIR with params, data and meta (no opt_state)."""
-    _refuse_existing(model_dir)
-    ckpt = checkpointing.Checkpointer(model_dir, checkpointing.CheckpointConfig(async_save=False))
-    args = ocp.args.Composite(
-        params=ocp.args.StandardSave(params),
-        data=ocp.args.JsonSave({"batches_consumed": 0}),
-        meta=ocp.args.JsonSave({"model": checkpointing.model_config_to_json(cfg), "step": 0}),
-    )
-    ckpt.manager.save(0, args=args)
-    ckpt.close()
-
-
-def load_params_checkpoint(model_dir: str, step: int | None = None) -> tuple[ModelConfig, Any]:
-    """(config, params on one device) of checkpoint `step` (default: the latest)."""
-    ckpt = checkpointing.Checkpointer(model_dir, read_only=True)
-    step = ckpt.latest_step() if step is None else step
-    if step is None:
-        raise FileNotFoundError(f"no checkpoints in {ckpt.directory}")
-    cfg = checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
-    device = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    on_device = lambda a: jax.tree.map(lambda _: device, a)  # noqa: E731
-    params = lora_state.restore_params(ckpt, step, cfg, on_device)  # LoRA: base + adapters merged
-    ckpt.close()
-    return cfg, params
-
-
 def _copy_files(src_dir: str, dst_dir: str, names: tuple[str, ...]) -> list[str]:
     copied = [n for n in names if os.path.isfile(os.path.join(src_dir, n))]
     if copied:
@@ -473,13 +442,13 @@ def convert_from_hf(
     src_dir: str, dst_dir: str, *, param_dtype: str = "float32", scan_layers: bool = False
 ) -> ModelConfig:
     """Converts a Hugging Face folder (config.json, safetensors, tokenizer) into a
-    flanjax MODEL_DIR whose checkpoint 0 `evaluator.load_model` loads; with
+    flanjax MODEL_DIR whose checkpoint 0 `model_loading.load_model` loads; with
     `scan_layers`, in the stacked-layer layout."""
-    _refuse_existing(dst_dir)
+    checkpointing.refuse_existing(dst_dir)
     hf = read_json(os.path.join(src_dir, "config.json"))
     cfg = dataclasses.replace(config_from_hf(hf, param_dtype), scan_layers=scan_layers)
     params = params_from_hf(SafetensorsReader(src_dir), cfg)
-    save_params_checkpoint(dst_dir, cfg, params)
+    checkpointing.save_model(dst_dir, cfg, params)
     with open(os.path.join(dst_dir, SOURCE_CONFIG), "w") as f:
         json.dump(hf, f, indent=1)
     copied = _copy_files(src_dir, os.path.join(dst_dir, "vocab"), TOKENIZER_FILES)
@@ -492,7 +461,7 @@ def convert_from_hf(
 def convert_to_hf(src_model_dir: str, dst_dir: str, step: int | None = None) -> str:
     """Writes config.json, model.safetensors (and tokenizer files from vocab/) of
     checkpoint `step` (default: the latest) for transformers' from_pretrained."""
-    cfg, params = load_params_checkpoint(src_model_dir, step)
+    cfg, params, _ = model_loading.load_params(src_model_dir, step)
     source_path = os.path.join(src_model_dir, SOURCE_CONFIG)
     source = read_json(source_path) if os.path.exists(source_path) else None
     os.makedirs(dst_dir, exist_ok=True)

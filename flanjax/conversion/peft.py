@@ -24,9 +24,9 @@ from typing import Any
 import numpy as np
 from safetensors.numpy import save_file
 
-from flanjax import lora_state, models
+from flanjax import model_loading, models
 from flanjax.conversion import hf
-from flanjax.models import LoraConfig, ModelConfig, T5Config, layer_stack, lora
+from flanjax.models import LoraConfig, ModelConfig, layer_stack, lora
 
 CONFIG_FILE = "adapter_config.json"
 WEIGHTS_FILE = "adapter_model.safetensors"
@@ -70,7 +70,7 @@ def adapter_config(cfg: ModelConfig, lora_cfg: LoraConfig, modules: list[str]) -
     base is the caller's (a flanjax MODEL_DIR is no Hugging Face model path)."""
     return {
         "peft_type": "LORA",
-        "task_type": "SEQ_2_SEQ_LM" if isinstance(cfg, T5Config) else "CAUSAL_LM",
+        "task_type": models.family_of(cfg).peft_task_type,
         "base_model_name_or_path": None,
         "r": lora_cfg.rank,
         "lora_alpha": lora_cfg.alpha,
@@ -89,7 +89,7 @@ def adapter_config(cfg: ModelConfig, lora_cfg: LoraConfig, modules: list[str]) -
 def export_peft(model_dir: str, dst_dir: str, step: int | None = None) -> str:
     """Writes adapter_config.json and adapter_model.safetensors of a LoRA MODEL_DIR's
     checkpoint `step` (default: the latest) into `dst_dir`."""
-    cfg, lora_cfg, adapters, _ = lora_state.load_checkpoint_adapters(model_dir, step)
+    cfg, lora_cfg, adapters, _ = model_loading.load_adapters(model_dir, step)
     tensors, modules = adapter_tensors(adapters, cfg)
     os.makedirs(dst_dir, exist_ok=True)
     with open(os.path.join(dst_dir, CONFIG_FILE), "w") as f:

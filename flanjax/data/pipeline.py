@@ -175,16 +175,3 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
 
     def state(self) -> dict[str, int]:
         return {"batches_consumed": self.batches_consumed}
-
-
-def nonpadding_fraction(batch: Mapping[str, np.ndarray]) -> float:
-    """Fraction of input and target positions holding real tokens."""
-    real = sum(
-        int((batch[k] != 0).sum())
-        for k in ("encoder_input_tokens", "decoder_target_tokens")
-        if k in batch
-    )
-    total = sum(
-        batch[k].size for k in ("encoder_input_tokens", "decoder_target_tokens") if k in batch
-    )
-    return real / max(total, 1)

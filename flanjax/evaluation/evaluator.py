@@ -28,7 +28,7 @@ import numpy as np
 import seqio
 from flax import nnx
 
-from flanjax import checkpointing, inference, lora_state, partitioning, train_state
+from flanjax import checkpointing, inference, model_loading, partitioning
 from flanjax.data import few_shot, registry
 from flanjax.data.templates import RenderedExample, Template
 from flanjax.evaluation import aggregate, encoding
@@ -164,9 +164,17 @@ def _head(records: Sequence, n: int) -> list:
     return head(n) if head else list(records[:n])
 
 
-def _batches(n: int, batch_size: int):
-    for start in range(0, n, batch_size):
-        yield start, min(start + batch_size, n)
+def _batches(lengths: np.ndarray, batch_size: int):
+    """Row indices of each batch, the rows in order of length (longest first): a batch
+    then holds rows of similar length and is cut to its own width (`_width`)."""
+    order = np.argsort(-np.asarray(lengths), kind="stable")
+    for start in range(0, len(order), batch_size):
+        yield order[start : start + batch_size]
+
+
+def _width(lengths: np.ndarray, cap: int) -> int:
+    """The padded width of a batch's rows: a power of two (few compiled shapes)."""
+    return min(inference.bucket(int(lengths.max(initial=1))), cap)
 
 
 def _pad_to(x: np.ndarray, rows: int) -> np.ndarray:
@@ -179,37 +187,43 @@ def _pad_to(x: np.ndarray, rows: int) -> np.ndarray:
 
 def rank_classify(model: nnx.Module, tt: TokenizedTemplate, batch_size: int) -> np.ndarray:
     """Log-likelihoods [N, C] of every choice (-inf for padding choices)."""
-    c, out = tt.num_choices, []
-    for s, e in _batches(len(tt.examples), batch_size):
+    c = tt.num_choices
+    out = np.zeros((len(tt.examples), c), np.float32)
+    for rows in _batches(tt.input_lengths, batch_size):
+        lengths, choice_lengths = tt.input_lengths[rows], tt.choice_lengths[rows].reshape(-1)
+        choice_rows = (rows[:, None] * c + np.arange(c)).reshape(-1)
+        inputs = tt.inputs[rows, : _width(lengths, tt.inputs.shape[1])]
+        choices = tt.choices[choice_rows, : _width(choice_lengths, tt.choices.shape[1])]
         ll = inference.score_choices(
             model,
-            _pad_to(tt.inputs[s:e], batch_size),
-            _pad_to(tt.choices[s * c : e * c], batch_size * c),
+            _pad_to(inputs, batch_size),
+            _pad_to(choices, batch_size * c),
             num_choices=c,
-            input_lengths_B=_pad_to(tt.input_lengths[s:e], batch_size),
-            choice_lengths_BC=_pad_to(tt.choice_lengths[s:e].reshape(-1), batch_size * c),
+            input_lengths_B=_pad_to(lengths, batch_size),
+            choice_lengths_BC=_pad_to(choice_lengths, batch_size * c),
         )
-        out.append(np.asarray(ll)[: e - s])
-    return np.where(tt.choice_mask, np.concatenate(out), -np.inf)
+        out[rows] = np.asarray(ll)[: len(rows)]
+    return np.where(tt.choice_mask, out, -np.inf)
 
 
 def generate(
     model: nnx.Module, tt: TokenizedTemplate, layout: Layout, batch_size: int, max_length: int
 ) -> list[str]:
     """Greedy continuations, cut at EOS (and, decoder-only, at DECODER_STOP)."""
-    texts, eos = [], layout.eos_id
-    for s, e in _batches(len(tt.examples), batch_size):
+    texts, eos = [""] * len(tt.examples), layout.eos_id
+    for rows in _batches(tt.input_lengths, batch_size):
+        lengths = tt.input_lengths[rows]
         out = inference.greedy_decode(
             model,
-            _pad_to(tt.inputs[s:e], batch_size),
+            _pad_to(tt.inputs[rows, : _width(lengths, tt.inputs.shape[1])], batch_size),
             max_length,
             eos_id=eos,
-            input_lengths_B=_pad_to(tt.input_lengths[s:e], batch_size),
+            input_lengths_B=_pad_to(lengths, batch_size),
         )
-        for row in np.asarray(out)[: e - s].tolist():
+        for i, row in zip(rows, np.asarray(out)[: len(rows)].tolist(), strict=True):
             ids = row[: row.index(eos)] if eos in row else row
             text = layout.vocab.decode([t for t in ids if t != 0])
-            texts.append(text if layout.encoder_decoder else _first_answer(text))
+            texts[i] = text if layout.encoder_decoder else _first_answer(text)
     return texts
 
 
@@ -338,15 +352,10 @@ def evaluate_model(
 def load_model(
     model_dir: str, step: int, mesh_cfg: partitioning.MeshConfig = partitioning.MeshConfig()
 ):
-    """The model saved at `step` in MODEL_DIR, parameters sharded by the rules."""
-    ckpt = checkpointing.Checkpointer(model_dir, read_only=True)
-    model_cfg = checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
+    """(model saved at `step` in MODEL_DIR, parameters sharded by the rules; the mesh)."""
     mesh = partitioning.make_mesh(mesh_cfg)
-    graphdef = train_state.graphdef_of(model_cfg, mesh_cfg.rules)
-    sharding_of = lambda a: train_state.param_shardings(a, mesh, mesh_cfg.rules)  # noqa: E731
-    params = lora_state.restore_params(ckpt, step, model_cfg, sharding_of)  # LoRA: merged
-    ckpt.close()
-    return nnx.merge(graphdef, params), mesh
+    model, _ = model_loading.load_model(model_dir, step, mesh, mesh_cfg.rules)
+    return model, mesh
 
 
 def all_steps(model_dir: str) -> list[int]:

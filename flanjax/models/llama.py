@@ -30,6 +30,7 @@ import jax.numpy as jnp
 import numpy as np
 from flax import nnx
 
+from flanjax.data import batch as bk
 from flanjax.models import layer_stack, layers, lora, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.models.lora import LoraConfig
@@ -438,3 +439,16 @@ class Decoder(nnx.Module):
     def output_logits(self, x_BxTxD: jax.Array) -> jax.Array:
         """Logits BxTxV of final (normalized) hidden states."""
         return self._logits(x_BxTxD)
+
+
+def batch_logits(model: Decoder, batch: dict, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Logits BxTxV of a feature-converted decoder-only batch (data/batch.py): seqio's
+    DecoderFeatureConverter or PrefixLMFeatureConverter, with `decoder_positions` when
+    packed and, for prefix-LM, `decoder_causal_attention` (1 on the inputs prefix)."""
+    return model(
+        batch[bk.DECODER_INPUT_TOKENS],
+        batch.get(bk.DECODER_SEGMENT_IDS),
+        batch.get(bk.DECODER_POSITIONS),
+        batch.get(bk.DECODER_CAUSAL_ATTENTION),
+        rngs=rngs,
+    )

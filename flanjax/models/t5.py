@@ -21,6 +21,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from flanjax.data import batch as bk
 from flanjax.models import layer_stack, layers, lora, remat
 from flanjax.models.layers import RMSNorm, normal, param
 from flanjax.models.lora import LoraConfig
@@ -421,3 +422,14 @@ class EncoderDecoder(nnx.Module):
             )
         logits_BxTxV = constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
         return logits_BxTxV, {**cache, "layers": new_layers}
+
+
+def batch_logits(model: EncoderDecoder, batch: dict, rngs: nnx.Rngs | None = None) -> jax.Array:
+    """Logits BxTxV of a feature-converted encoder-decoder batch (data/batch.py)."""
+    return model(
+        batch[bk.ENCODER_INPUT_TOKENS],
+        batch[bk.DECODER_INPUT_TOKENS],
+        batch.get(bk.ENCODER_SEGMENT_IDS),
+        batch.get(bk.DECODER_SEGMENT_IDS),
+        rngs=rngs,
+    )

@@ -27,7 +27,7 @@ from typing import Any
 
 import numpy as np
 
-from flanjax.models import DecoderConfig, T5Config
+from flanjax.models import DecoderConfig, T5Config, family_of
 
 REPO = pathlib.Path(__file__).resolve().parents[2]
 
@@ -116,7 +116,7 @@ def attention_batch(cfg: T5Config | DecoderConfig, mode: Mode) -> dict[str, np.n
     seg = _packed_segments(b, t)
     tokens = rng.integers(2, cfg.vocab_size, (b, t), dtype=np.int32)
     batch = {"seg": seg, "tokens": tokens, "targets": rng.integers(2, cfg.vocab_size, (b, t))}
-    if isinstance(cfg, T5Config):
+    if family_of(cfg).encoder_decoder:
         batch["enc_seg"] = _packed_segments(b, 2 * t)
         batch["enc_tokens"] = rng.integers(2, cfg.vocab_size, (b, 2 * t), dtype=np.int32)
     else:  # prefix-LM: the first quarter of each segment attends bidirectionally
@@ -135,7 +135,7 @@ def _loss_fn(cfg, graphdef, batch):
 
     def loss(params):
         model = nnx.merge(graphdef, params)
-        if isinstance(cfg, T5Config):
+        if family_of(cfg).encoder_decoder:
             logits = model(batch["enc_tokens"], batch["tokens"], batch["enc_seg"], batch["seg"])
         else:
             logits = model(batch["tokens"], batch["seg"], None, batch["inputs_mask"])
