@@ -349,7 +349,7 @@ def _transformers(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
 def _memory(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     if not cfg.topology:
         return SKIP, "no --topology given"
-    from flanjax import compile_check
+    from flanjax.perf import compile_check
 
     train = dataclasses.replace(
         cfg.train, model=state["model"], data=state["data"], model_overrides={}

@@ -15,8 +15,7 @@ projected MFU scales with the step: MFU x old step / new step.
 
 from __future__ import annotations
 
-from flanjax import hlo_analysis, tpu_topologies
-from flanjax.perf import roofline
+from flanjax.perf import hlo_analysis, roofline, tpu_topologies
 
 GiB = 2**30
 # pair: (chip, roofline step s without collectives, its MFU, {collective: bytes/chip/step})

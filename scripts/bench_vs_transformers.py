@@ -28,8 +28,9 @@ SIZES = {
 
 
 def flanjax_config(args):
-    from flanjax import benchmarking, gin_launch, partitioning
+    from flanjax import gin_launch, partitioning
     from flanjax.models import T5Config
+    from flanjax.perf import benchmarking
 
     if args.size == "small":
         gin_launch.parse(["models/t5_1_1_small.gin"], [])
@@ -50,7 +51,7 @@ def flanjax_config(args):
 
 
 def bench_flanjax(args) -> dict:
-    from flanjax import benchmarking
+    from flanjax.perf import benchmarking
 
     return benchmarking.run(flanjax_config(args))
 
@@ -118,7 +119,7 @@ def paired(args) -> dict:
     """Both sides in one process, alternating one step each for `--paired` rounds after
     the warm-up, so that both see the same machine load: medians and the median of the
     per-round ratios."""
-    from flanjax import benchmarking
+    from flanjax.perf import benchmarking
 
     fj_step = benchmarking.stepper(flanjax_config(args))
     hf_step = torch_stepper(args)

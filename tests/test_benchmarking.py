@@ -4,8 +4,9 @@ import math
 
 import numpy as np
 
-from flanjax import benchmarking, partitioning
+from flanjax import partitioning
 from flanjax.models.t5 import T5Config
+from flanjax.perf import benchmarking
 
 TINY = T5Config(
     vocab_size=128, d_model=32, num_heads=2, head_dim=16, d_ff=64,

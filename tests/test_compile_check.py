@@ -10,8 +10,8 @@ import pytest
 
 pytest.importorskip("libtpu", reason="TPU topologies need libtpu: pip install 'flanjax[tpu]'")
 
-from flanjax import cli, compile_check, hlo_analysis, tpu_topologies
-from flanjax.perf import roofline
+from flanjax import cli
+from flanjax.perf import compile_check, hlo_analysis, roofline, tpu_topologies
 
 T5_TINY = [
     "--gin_file=models/t5_1_1_tiny.gin",

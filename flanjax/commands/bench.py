@@ -24,7 +24,8 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def run(args: argparse.Namespace) -> int:
     gin_launch.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
-    from flanjax import benchmarking, optimizers, partitioning
+    from flanjax import optimizers, partitioning
+    from flanjax.perf import benchmarking
 
     cfg = benchmarking.BenchConfig(
         model=gin_launch.build_model(),

@@ -63,7 +63,8 @@ def _required(macro: str) -> bool:
 
 def run(args: argparse.Namespace) -> int:
     _parse_with_placeholders(args)
-    from flanjax import compile_check, trainer
+    from flanjax import trainer
+    from flanjax.perf import compile_check
 
     cfg = compile_check.CheckConfig(
         train=gin_launch.build(trainer.TrainConfig),

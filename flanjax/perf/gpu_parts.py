@@ -150,8 +150,8 @@ def _loss_logits_grads(cfg, batch) -> tuple[float, np.ndarray, list[np.ndarray],
     import jax
     from flax import nnx
 
-    from flanjax import benchmarking
     from flanjax.models import create_model
+    from flanjax.perf import benchmarking
 
     with nnx.use_eager_sharding(False):
         model = create_model(cfg, nnx.Rngs(params=0))
@@ -258,7 +258,7 @@ def _model(bench: Bench, mode: Mode):
 def bench(mode: Mode, name: str) -> dict[str, Any]:
     """The real train step (`benchmarking.run`): packed synthetic rows, compute in
     bfloat16 (float32 parameters), Adafactor, the first variant that runs."""
-    from flanjax import benchmarking
+    from flanjax.perf import benchmarking
 
     spec = BENCHES[name]
     base = dataclasses.replace(_model(spec, mode), dtype=mode.compute_dtype)

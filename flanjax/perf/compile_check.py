@@ -29,19 +29,17 @@ from flax import nnx
 
 from flanjax import (
     flops,
-    hlo_analysis,
     inference,
     lora_state,
     optimizers,
     partitioning,
     run_setup,
-    tpu_topologies,
     train_state,
     trainer,
 )
 from flanjax.data.pipeline import FEATURE_CONVERTERS
 from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
-from flanjax.perf import roofline
+from flanjax.perf import hlo_analysis, roofline, tpu_topologies
 
 GiB = 2**30
 OOM_OPTIONS = {"xla_tpu_no_crash_on_oom": True}  # libtpu: finish compiling past HBM
