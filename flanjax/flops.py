@@ -37,6 +37,7 @@ from flanjax.data import batch as batch_keys
 from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 
 # Dense bf16 peak FLOP/s per device, by substring of `device.device_kind`, first match.
+# The one table of peaks: `perf.tpu_topologies.CHIPS` takes its chips' peaks from here.
 PEAK_FLOPS: tuple[tuple[str, float], ...] = (
     ("H100 PCIe", 756e12),
     ("H100", 989e12),  # SXM
@@ -55,8 +56,12 @@ PEAK_FLOPS: tuple[tuple[str, float], ...] = (
 def peak_flops(device: jax.Device | None = None) -> float | None:
     """Dense bf16 peak FLOP/s of `device` (default: the first device), or None."""
     device = device or jax.devices()[0]
-    kind = getattr(device, "device_kind", "")
-    return next((v for k, v in PEAK_FLOPS if k in kind), None)
+    return device_kind_peak_flops(getattr(device, "device_kind", ""))
+
+
+def device_kind_peak_flops(device_kind: str) -> float | None:
+    """Dense bf16 peak FLOP/s of a `device.device_kind` string (`PEAK_FLOPS`), or None."""
+    return next((v for k, v in PEAK_FLOPS if k in device_kind), None)
 
 
 def decoder_matmul_params(cfg: DecoderConfig) -> int:

@@ -301,7 +301,7 @@ def build(cls: type):
         raise ValueError(f"gin: cannot build {cls.__name__}: {e}. {hint}") from e
     missing = _missing(cfg, cls.__name__)
     if missing:
-        macros = [m for m in _REQUIRED_MACROS if _macro_is_required(m)]
+        macros = [m for m in _REQUIRED_MACROS if macro_is_required(m)]
         raise ValueError(
             f"gin: required value(s) not provided: {', '.join(missing)}"
             + (f" (macros {', '.join(macros)})" if macros else "")
@@ -310,7 +310,8 @@ def build(cls: type):
     return cfg
 
 
-def _macro_is_required(name: str) -> bool:
+def macro_is_required(name: str) -> bool:
+    """Whether gin macro `name` is bound to `%gin.REQUIRED` (False when it is not defined)."""
     try:
         return str(gin.query_parameter(f"%{name}")) == "%gin.REQUIRED"
     except ValueError:  # the macro is not defined at all

@@ -16,8 +16,8 @@ projected MFU scales with the step: MFU x old step / new step.
 from __future__ import annotations
 
 from flanjax.perf import hlo_analysis, roofline, tpu_topologies
+from flanjax.perf.tpu_topologies import GiB
 
-GiB = 2**30
 # pair: (chip, roofline step s without collectives, its MFU, {collective: bytes/chip/step})
 SAVED = {
     "llama_8b_v5p_128, scan_layers": ("v5p", 0.263, 0.998,

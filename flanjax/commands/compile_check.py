@@ -15,8 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 
-import gin
-
 from flanjax import gin_launch
 
 PLACEHOLDERS = {
@@ -48,17 +46,10 @@ def register(sub: argparse._SubParsersAction) -> None:
 
 def _parse_with_placeholders(args: argparse.Namespace) -> None:
     gin_launch.parse(args.gin_file, args.gin_bindings, args.gin_search_paths)
-    missing = [m for m in PLACEHOLDERS if _required(m)]
+    missing = [m for m in PLACEHOLDERS if gin_launch.macro_is_required(m)]
     if missing:
         defaults = [f"{m}={PLACEHOLDERS[m]}" for m in missing]
         gin_launch.parse(args.gin_file, defaults + args.gin_bindings, args.gin_search_paths)
-
-
-def _required(macro: str) -> bool:
-    try:
-        return str(gin.query_parameter(f"%{macro}")) == "%gin.REQUIRED"
-    except ValueError:
-        return False
 
 
 def run(args: argparse.Namespace) -> int:

@@ -40,8 +40,8 @@ from flanjax import (
 from flanjax.data.pipeline import FEATURE_CONVERTERS
 from flanjax.models import DecoderConfig, ModelConfig, T5Config, family_of
 from flanjax.perf import hlo_analysis, roofline, tpu_topologies
+from flanjax.perf.tpu_topologies import GiB
 
-GiB = 2**30
 OOM_OPTIONS = {"xla_tpu_no_crash_on_oom": True}  # libtpu: finish compiling past HBM
 
 

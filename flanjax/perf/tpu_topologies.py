@@ -23,7 +23,7 @@ from collections.abc import Sequence
 import jax
 from jax.sharding import Mesh
 
-from flanjax import partitioning
+from flanjax import flops, partitioning
 
 GiB = 2**30
 
@@ -41,20 +41,28 @@ class Chip:
     ici_bandwidth: float = 0.0  # bytes/s, bidirectional chip-to-chip, all links (0: unknown)
 
 
+def _chip(name: str, device_kinds: tuple[str, ...], hbm: int, hbm_bandwidth: float, **kw) -> Chip:
+    """A `Chip` whose peak FLOP/s is `flops.PEAK_FLOPS`' for its first device kind."""
+    peak = flops.device_kind_peak_flops(device_kinds[0])
+    if peak is None:
+        raise ValueError(f"chip {name!r}: no peak FLOP/s for {device_kinds[0]!r} in PEAK_FLOPS")
+    return Chip(name, device_kinds, hbm, peak, hbm_bandwidth, **kw)
+
+
 # ICI, bidirectional per chip, from Google's Cloud TPU pages (docs.cloud.google.com/tpu/docs/
 # v5e, v5p, v6e): v5e 400 GB/s (1,600 Gbps), v5p 1,200 GB/s (4,800 Gbps), v6e 800 GB/s.
 # v4's page gives no per-chip figure: 2,400 Gbps (300 GB/s) is the commonly quoted one,
 # not confirmed on a Google page here; the v4 page's pod all-reduce bandwidth, 1.1 PB/s
 # over 4,096 chips, is 268 GB/s per chip, the same order. NVLink (NVIDIA's H100/H200 and
-# A100 pages): 900 and 600 GB/s.
+# A100 pages): 900 and 600 GB/s. Peak FLOP/s: `flops.PEAK_FLOPS` (`_chip`).
 CHIPS: dict[str, Chip] = {
-    "v4": Chip("v4", ("TPU v4",), 32 * GiB, 275e12, 1.2e12, "megacore", 300e9),
-    "v5e": Chip("v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 197e12, 0.82e12, ici_bandwidth=400e9),
-    "v5p": Chip("v5p", ("TPU v5p", "TPU v5"), 95 * GiB, 459e12, 2.76e12, ici_bandwidth=1200e9),
-    "v6e": Chip("v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 918e12, 1.64e12, ici_bandwidth=800e9),
-    "h100": Chip("h100", ("NVIDIA H100",), 80 * GiB, 989e12, 3.35e12, ici_bandwidth=900e9),
-    "h200": Chip("h200", ("NVIDIA H200",), 141 * 10**9, 989e12, 4.8e12, ici_bandwidth=900e9),
-    "a100": Chip("a100", ("NVIDIA A100",), 80 * GiB, 312e12, 2.0e12, ici_bandwidth=600e9),
+    "v4": _chip("v4", ("TPU v4",), 32 * GiB, 1.2e12, chip_config="megacore", ici_bandwidth=300e9),
+    "v5e": _chip("v5e", ("TPU v5 lite", "TPU v5e"), 16 * GiB, 0.82e12, ici_bandwidth=400e9),
+    "v5p": _chip("v5p", ("TPU v5p", "TPU v5"), 95 * GiB, 2.76e12, ici_bandwidth=1200e9),
+    "v6e": _chip("v6e", ("TPU v6 lite", "TPU v6e"), 32 * GiB, 1.64e12, ici_bandwidth=800e9),
+    "h100": _chip("h100", ("NVIDIA H100",), 80 * GiB, 3.35e12, ici_bandwidth=900e9),
+    "h200": _chip("h200", ("NVIDIA H200",), 141 * 10**9, 4.8e12, ici_bandwidth=900e9),
+    "a100": _chip("a100", ("NVIDIA A100",), 80 * GiB, 2.0e12, ici_bandwidth=600e9),
 }
 TPU_GENERATIONS = ("v4", "v5e", "v5p", "v6e")
 _ALIASES = {"v5litepod": "v5e", "v5lite": "v5e", "v6litepod": "v6e", "v6lite": "v6e"}
