@@ -100,7 +100,7 @@ def test_llama_tiny_on_v4_megacore(tmp_path):
 
 def test_oversized_config_does_not_fit(tmp_path, capsys):
     """T5-XXL's widths (one layer each side) on a v5e-4 with long sequences: the TPU
-    compiler refuses it; compile-check says so and exits 1, the trainer's check raises
+    compiler refuses it; compile-check says so and exits 1, `compile_fitting` raises
     MemoryFitError with the knobs."""
     argv = [
         "--gin_file=models/t5_1_1_xxl.gin",
@@ -234,32 +234,6 @@ def test_roofline_adds_collective_time_without_overlap():
     unknown = dataclasses.replace(chip, ici_bandwidth=0.0)  # collectives not modeled
     r = roofline.roofline(1e13, 5e10, 1.8e13, unknown, 2, collectives)
     assert r["collective_s"] is None and r["mfu"] == pytest.approx(0.9)
-
-
-def test_fitting_train_step_is_the_trainer_hook(monkeypatch):
-    """On the test's 8 CPU devices: the AOT-compiled step runs on the real state and
-    batch layout; with a (pretend) 1 MiB device it is refused before allocation."""
-    import jax
-    import numpy as np
-
-    from flanjax import optimizers, partitioning, train_state
-
-    tcfg = _train_config(T5_TINY)
-    mesh, rules = partitioning.make_mesh(tcfg.mesh), tcfg.mesh.rules
-    tx, schedule = optimizers.make_optimizer(tcfg.optimizer)
-    with jax.set_mesh(mesh):
-        shardings = train_state.state_shardings(
-            train_state.abstract_state(tcfg.model, tx), mesh, rules
-        )
-        step = compile_check.fitting_train_step(tcfg, tx, schedule, mesh, shardings)
-        state, _ = train_state.init_state(tcfg.model, tx, mesh, rules, 0)
-        lengths = compile_check.model_lengths(tcfg)
-        batch = {k: np.full((8, n), 2, np.int32) for k, n in lengths.items()}
-        state, metrics = step(state, partitioning.host_local_batch(mesh, rules, batch))
-        assert np.isfinite(float(metrics["loss"])) and int(state.step) == 1
-        monkeypatch.setattr(compile_check, "device_hbm", lambda device: 1 << 20)
-        with pytest.raises(compile_check.MemoryFitError, match="does not fit"):
-            compile_check.fitting_train_step(tcfg, tx, schedule, mesh, shardings)
 
 
 def test_a_lora_run_compiles_with_adapter_state_only(tmp_path):

@@ -10,8 +10,10 @@ count against flanjax's analytic count (`flops.py` for the train step), the
 collectives of the compiled HLO, a roofline step time with the collectives' time
 (`perf.roofline`: without and with full overlap) and the MFU it implies.
 
-`check_fits(compiled, device)` is the memory check on its own, for the trainer:
-it raises `MemoryFitError` naming the sizes and the knobs that would help.
+`check_fits(compiled, device)` is the memory check on its own, and
+`compile_fitting(lowered, device)` the compile that applies it (TPU's compiler
+refuses past HBM itself): both raise `MemoryFitError` naming the sizes and the
+knobs that would help.
 Sizes are bytes per device. Total = arguments + outputs - aliased (donated)
 + temporaries + generated code.
 """
@@ -186,28 +188,6 @@ def compile_fitting(lowered: Any, device_kind_or_hbm_bytes: Any, what: str = "th
         ) from e
     check_fits(compiled, device_kind_or_hbm_bytes, what)
     return compiled
-
-
-def device_hbm(device: jax.Device) -> int | None:
-    """A device's memory limit, or None where there is none to check (CPUs)."""
-    if device.platform == "cpu":
-        return None
-    try:
-        return tpu_topologies.hbm_bytes(device)
-    except ValueError:  # an accelerator with no memory stats and an unknown kind
-        return None
-
-
-def fitting_train_step(cfg: trainer.TrainConfig, tx, schedule, mesh, shardings) -> Any:
-    """The trainer's step compiled ahead of time for abstract inputs, so that a config
-    that does not fit the devices is refused (MemoryFitError) before anything is
-    allocated. Call it under the mesh; the result is called like the jitted step."""
-    abstract = train_state.abstract_state(cfg.model, tx, cfg.seed)
-    state = train_state.with_shardings(abstract, shardings)
-    batch = abstract_batch(cfg, mesh, model_lengths(cfg))
-    lowered = trainer.compile_train_step(cfg, tx, schedule, mesh, shardings).lower(state, batch)
-    hbm = device_hbm(mesh.devices.flat[0])
-    return lowered.compile() if hbm is None else compile_fitting(lowered, hbm)
 
 
 # ---------------------------------------------------------------- compiling
