@@ -19,8 +19,12 @@ per-task example and token counts as metrics.
 from __future__ import annotations
 
 import dataclasses
+import json
+import os
 from collections.abc import Iterator, Mapping
+from typing import Any
 
+import jax
 import numpy as np
 import seqio
 import tensorflow as tf
@@ -125,3 +129,49 @@ def task_counts(records: list[ExampleRecord], task_names: list[str]) -> np.ndarr
     for r in records:
         counts[index[r.task]] += (1, r.input_tokens, r.target_tokens)
     return counts
+
+
+class ExampleLog:
+    """The trainer's debug record (`cfg` a TrainConfig with `record_example_ids`): each
+    step's example ids to MODEL_DIR/example_ids/process_<i>.jsonl, and per-task
+    example/token counts (summed over the data shards) as metrics."""
+
+    def __init__(self, cfg: Any, shard: int, num_shards: int, start_batch: int):
+        self.stream = ExampleIdStream(
+            cfg.data, process_index=shard, process_count=num_shards, start_batch=start_batch
+        )
+        self.tasks = self.stream.task_names
+        self.counts = np.zeros((len(self.tasks), 3), np.int64)
+        self.scale = num_shards / jax.process_count()  # processes sharing a shard count once
+        path = os.path.join(cfg.model_dir, "example_ids", f"process_{jax.process_index()}.jsonl")
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        partial = False
+        if os.path.exists(path) and os.path.getsize(path):  # a killed run's half line?
+            with open(path, "rb") as f:
+                f.seek(-1, os.SEEK_END)
+                partial = f.read(1) != b"\n"
+        self.file = open(path, "a")  # noqa: SIM115  (open for the whole run; closed in close())
+        if partial:
+            self.file.write("\n")
+
+    def add(self, step: int, batch: dict[str, np.ndarray]) -> None:
+        records = self.stream.take(batch)
+        self.counts += task_counts(records, self.tasks)
+        self.file.write(json.dumps({"step": step, "ids": [r.id for r in records]}) + "\n")
+        self.file.flush()
+
+    def read_and_reset(self) -> dict[str, float]:
+        counts = self.counts
+        if jax.process_count() > 1:
+            from jax.experimental import multihost_utils
+
+            counts = np.asarray(multihost_utils.process_allgather(counts)).sum(0) * self.scale
+        self.counts = np.zeros_like(self.counts)
+        out = {}
+        for name, (examples, inputs, targets) in zip(self.tasks, counts):
+            out[f"task_examples/{name}"] = float(examples)
+            out[f"task_tokens/{name}"] = float(inputs + targets)
+        return out
+
+    def close(self) -> None:
+        self.file.close()

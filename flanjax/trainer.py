@@ -26,12 +26,7 @@ from __future__ import annotations
 
 import dataclasses
 import functools
-import json
 import logging
-import os
-import signal
-import threading
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -48,9 +43,10 @@ from flanjax import (
     optimizers,
     partitioning,
     run_setup,
+    stop_signal,
+    throughput,
     train_state,
 )
-from flanjax.data import batch as batch_keys
 from flanjax.data.pipeline import BatchIterator, DataConfig
 from flanjax.metric_writers import MetricWriter, Progress
 from flanjax.models import LoraConfig, ModelConfig
@@ -224,139 +220,12 @@ def check_microbatches(cfg: TrainConfig, mesh) -> None:
         )
 
 
-class Throughput:
-    """Tokens/s (input and target positions, padding included), the non-padding
-    fraction, and MFU (with a known device peak) over the steps since the last read."""
-
-    def __init__(self, step_flops: float | None = None) -> None:
-        self.step_flops = step_flops
-        self.read_and_reset()
-
-    def add(self, local_batch: dict[str, np.ndarray], num_shards: int) -> None:
-        self.tokens += num_shards * batch_keys.token_positions(local_batch)
-        self.nonpad += batch_keys.nonpadding_fraction(local_batch)
-        self.steps += 1
-
-    def read_and_reset(self) -> dict[str, float]:
-        now = time.perf_counter()
-        out = {}
-        if getattr(self, "steps", 0):
-            seconds = now - self.t0
-            out = {
-                "tokens_per_sec": self.tokens / seconds,
-                "nonpadding_fraction": self.nonpad / self.steps,
-            }
-            if self.step_flops:
-                flops_per_sec = self.step_flops * self.steps / seconds
-                out["model_tflops_per_sec"] = flops_per_sec / 1e12
-                utilization = flops.mfu(flops_per_sec)
-                if utilization is not None:
-                    out["mfu"] = utilization
-        self.tokens, self.nonpad, self.steps, self.t0 = 0, 0.0, 0, now
-        return out
-
-
-class ExampleLog:
-    """Debug: each step's example ids to MODEL_DIR/example_ids/process_<i>.jsonl, and
-    per-task example/token counts (summed over the data shards) as metrics."""
-
-    def __init__(self, cfg: TrainConfig, shard: int, num_shards: int, start_batch: int):
-        from flanjax import example_ids
-
-        self.mod = example_ids
-        self.stream = example_ids.ExampleIdStream(
-            cfg.data, process_index=shard, process_count=num_shards, start_batch=start_batch
-        )
-        self.tasks = self.stream.task_names
-        self.counts = np.zeros((len(self.tasks), 3), np.int64)
-        self.scale = num_shards / jax.process_count()  # processes sharing a shard count once
-        path = os.path.join(cfg.model_dir, "example_ids", f"process_{jax.process_index()}.jsonl")
-        os.makedirs(os.path.dirname(path), exist_ok=True)
-        partial = False
-        if os.path.exists(path) and os.path.getsize(path):  # a killed run's half line?
-            with open(path, "rb") as f:
-                f.seek(-1, os.SEEK_END)
-                partial = f.read(1) != b"\n"
-        self.file = open(path, "a")  # noqa: SIM115  (open for the whole run; closed in close())
-        if partial:
-            self.file.write("\n")
-
-    def add(self, step: int, batch: dict[str, np.ndarray]) -> None:
-        records = self.stream.take(batch)
-        self.counts += self.mod.task_counts(records, self.tasks)
-        self.file.write(json.dumps({"step": step, "ids": [r.id for r in records]}) + "\n")
-        self.file.flush()
-
-    def read_and_reset(self) -> dict[str, float]:
-        counts = self.counts
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            counts = np.asarray(multihost_utils.process_allgather(counts)).sum(0) * self.scale
-        self.counts = np.zeros_like(self.counts)
-        out = {}
-        for name, (examples, inputs, targets) in zip(self.tasks, counts):
-            out[f"task_examples/{name}"] = float(examples)
-            out[f"task_tokens/{name}"] = float(inputs + targets)
-        return out
-
-    def close(self) -> None:
-        self.file.close()
-
-
-class StopSignal:
-    """SIGTERM and SIGINT (Ctrl-C) handling for the training loop: the handler only
-    sets a flag; the loop asks `requested()` after every step, then saves a checkpoint
-    at that step and returns. A second SIGINT aborts at once (the process dies of it;
-    the newest complete checkpoint stays valid). Restores the previous handlers on exit.
-    """
-
-    def __init__(self, signals: tuple[int, ...] = (signal.SIGTERM, signal.SIGINT)) -> None:
-        self.signals, self.received, self._previous = signals, None, {}
-
-    def __enter__(self) -> StopSignal:
-        if threading.current_thread() is threading.main_thread():
-            for sig in self.signals:
-                self._previous[sig] = signal.signal(sig, self._handle)
-        else:
-            log.warning("not in the main thread: SIGTERM will not stop training cleanly")
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if signum == signal.SIGINT and self.received is not None:
-            os.write(2, b"\nflanjax: second interrupt: aborting now\n")
-            signal.signal(signal.SIGINT, signal.SIG_DFL)
-            os.kill(os.getpid(), signal.SIGINT)
-            return
-        self.received = signal.Signals(signum).name
-        if signum == signal.SIGINT:  # a person at a terminal: say what happens next
-            os.write(
-                2,
-                b"\nflanjax: interrupt: finishing this step and saving a checkpoint "
-                b"(Ctrl-C again aborts at once)\n",
-            )
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
-
-    def requested(self) -> bool:
-        """Whether to stop now; in a multi-process run, whether any process got a signal
-        (every process calls this at every step, so all stop at the same step)."""
-        stop = self.received is not None
-        if jax.process_count() > 1:
-            from jax.experimental import multihost_utils
-
-            stop = bool(np.asarray(multihost_utils.process_allgather(np.int32(stop))).max())
-        return stop
-
-
 def train(cfg: TrainConfig) -> dict[str, float]:
     """Trains until `cfg.train_steps`, resuming from MODEL_DIR; returns the last metrics
     plus `step`, the step reached (less than `train_steps` if stopped by SIGTERM or
     SIGINT), and `signal`, the signal's name, when this process received one."""
     cfg = run_setup.prepare(cfg)  # refuses a mismatched model, converter or vocabulary
-    with StopSignal() as stop:
+    with stop_signal.StopSignal() as stop:
         distributed.initialize(cfg.distributed)
         mesh = partitioning.make_mesh(cfg.mesh)
         check_microbatches(cfg, mesh)
@@ -379,7 +248,11 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                     start_batch=start.batches_consumed,
                 )
                 if cfg.record_example_ids:
-                    examples = ExampleLog(cfg, shard, num_shards, start.batches_consumed)
+                    from flanjax import example_ids  # debug only: a second input pipeline
+
+                    examples = example_ids.ExampleLog(
+                        cfg, shard, num_shards, start.batches_consumed
+                    )
                 loop = _Loop(cfg, mesh, ckpt, step_fn, data, num_shards, examples, stop)
                 loop.meta.update(start.meta)
                 result = loop.run(start)
@@ -445,7 +318,7 @@ class _Loop:
                 shapes = {
                     k: (v.shape[0] * self.num_shards, *v.shape[1:]) for k, v in batch_np.items()
                 }
-                window = Throughput(flops.batch_flops(cfg.model, shapes))
+                window = throughput.Throughput(flops.batch_flops(cfg.model, shapes))
             window.add(batch_np, self.num_shards)
             if self.examples:
                 self.examples.add(step + 1, batch_np)

@@ -23,7 +23,7 @@ import orbax.checkpoint as ocp
 import pytest
 from orbax.checkpoint._src.handlers import json_checkpoint_handler
 
-from flanjax import cli, trainer
+from flanjax import cli, stop_signal, trainer
 
 REPO = pathlib.Path(__file__).resolve().parents[1]
 FLAGS = [
@@ -169,7 +169,7 @@ def test_kill_9_then_sigterm_resume_exactly(tmp_path, reference):
 
 def test_sigterm_handler_is_restored_after_training():
     before = signal.getsignal(signal.SIGTERM)
-    with trainer.StopSignal() as stop:
+    with stop_signal.StopSignal() as stop:
         assert not stop.requested()
         os.kill(os.getpid(), signal.SIGTERM)
         assert stop.requested() and stop.received == "SIGTERM"
