@@ -342,6 +342,11 @@ class EncoderDecoder(nnx.Module):
         y_BxTxD = layer_stack.run(self.decoder_layers, y_BxTxD, args, rngs, self.cfg.remat_policy)
         y_BxTxD = self.decoder_norm(y_BxTxD)
         y_BxTxD = self.dropout(y_BxTxD, deterministic=rngs is None, rngs=rngs)
+        return self.output_logits(y_BxTxD)
+
+    def output_logits(self, y_BxTxD: jax.Array) -> jax.Array:
+        """Logits BxTxV of the final decoder states: the tied embedding, scaled by
+        D**-0.5 (original T5), or the separate output head (T5 v1.1)."""
         if self.cfg.tie_embeddings:
             logits_BxTxV = self.token_embed.attend(y_BxTxD * self.cfg.d_model**-0.5)
         else:
@@ -413,14 +418,7 @@ class EncoderDecoder(nnx.Module):
                 y_BxTxD, index, layer_cache, self_mask_BxTxS, cross_mask_BxTxL, bias_HxTxS
             )
             new_layers.append(layer_cache)
-        y_BxTxD = self.decoder_norm(y_BxTxD)
-        if self.cfg.tie_embeddings:
-            logits_BxTxV = self.token_embed.attend(y_BxTxD * self.cfg.d_model**-0.5)
-        else:
-            logits_BxTxV = jnp.einsum(
-                "btd,dv->btv", y_BxTxD, self.lm_head[...].astype(y_BxTxD.dtype)
-            )
-        logits_BxTxV = constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
+        logits_BxTxV = self.output_logits(self.decoder_norm(y_BxTxD))
         return logits_BxTxV, {**cache, "layers": new_layers}
 
 
