@@ -94,6 +94,39 @@ def _check_templates(name: str, templates: Sequence[Template], sample: Mapping) 
         t.render(sample, task=name)  # raises TemplateError naming the missing field
 
 
+def _rendered_source(
+    name: str,
+    templates: tuple[Template, ...],
+    records: RecordsFn,
+    counts: Mapping[str, int],
+    template_seed: int,
+) -> seqio.FunctionDataSource:
+    """A seqio source of each split's records rendered through one template each
+    (picked by record id and seed), rendered once per split on first use."""
+
+    @functools.cache
+    def rendered(split: str) -> dict[str, list[str]]:
+        rows: dict[str, list[str]] = {"inputs": [], "targets": [], "id": []}
+        for i, rec in enumerate(records(split)):
+            if "id" not in rec:
+                raise TemplateError(f"task {name!r}, split {split!r}: record {i} has no 'id'")
+            template = pick_template(templates, str(rec["id"]), template_seed)
+            try:
+                ex = template.render(rec, task=name)
+            except TemplateError as e:
+                raise TemplateError(f"{e} (split {split!r}, record {rec['id']!r})") from e
+            rows["inputs"].append(ex.inputs)
+            rows["targets"].append(ex.targets)
+            rows["id"].append(str(rec["id"]))
+        return rows
+
+    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
+        del shuffle_files, seed  # one in-memory shard; seqio shuffles examples
+        return tf.data.Dataset.from_tensor_slices(rendered(split))
+
+    return seqio.FunctionDataSource(dataset_fn, splits=tuple(counts), num_input_examples=counts)
+
+
 def register_templated_task(
     name: str,
     *,
@@ -117,27 +150,7 @@ def register_templated_task(
             raise ValueError(f"task {name!r}: split {split!r} has no records")
     _check_templates(name, templates, records(splits[0])[0])
     templates = tuple(templates)
-
-    @functools.cache
-    def rendered(split: str) -> dict[str, list[str]]:
-        rows: dict[str, list[str]] = {"inputs": [], "targets": [], "id": []}
-        for i, rec in enumerate(records(split)):
-            if "id" not in rec:
-                raise TemplateError(f"task {name!r}, split {split!r}: record {i} has no 'id'")
-            template = pick_template(templates, str(rec["id"]), template_seed)
-            try:
-                ex = template.render(rec, task=name)
-            except TemplateError as e:
-                raise TemplateError(f"{e} (split {split!r}, record {rec['id']!r})") from e
-            rows["inputs"].append(ex.inputs)
-            rows["targets"].append(ex.targets)
-            rows["id"].append(str(rec["id"]))
-        return rows
-
-    def dataset_fn(split: str, shuffle_files: bool, seed: int | None = None) -> tf.data.Dataset:
-        del shuffle_files, seed  # one in-memory shard; seqio shuffles examples
-        return tf.data.Dataset.from_tensor_slices(rendered(split))
-
+    source = _rendered_source(name, templates, records, counts, template_seed)
     features = {
         "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
         "targets": seqio.Feature(vocabulary, add_eos=True),
@@ -146,9 +159,7 @@ def register_templated_task(
         seqio.TaskRegistry.remove(name)
     seqio.TaskRegistry.add(
         name,
-        source=seqio.FunctionDataSource(
-            dataset_fn, splits=tuple(splits), num_input_examples=counts
-        ),
+        source=source,
         preprocessors=[seqio.preprocessors.tokenize, seqio.preprocessors.append_eos_after_trim],
         output_features=features,
         metric_fns=[],
