@@ -25,7 +25,7 @@ CORE = [
     "rouge-score==0.1.2",
     "matplotlib==3.11.2",
 ]
-TEST = ["pytest==9.2.0", "ruff==0.17.6"]
+TEST = ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6"]  # xdist: 2 workers
 CONVERT = [
     "torch==2.13.0",
     "transformers==5.23.0",

@@ -20,6 +20,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
+import shutil
 from collections.abc import Mapping, Sequence
 
 from flanjax import checkpointing, optimizers, partitioning, trainer
@@ -131,11 +132,36 @@ def seen(model_dir: str) -> dict[str, float]:
     }
 
 
+def _reuse_baseline(cfg: ExperimentConfig, variant: str) -> None:
+    """The untuned checkpoint is evaluated once: a variant trained in the same prompt
+    layout (MODEL_DIR/vocab/layout.json) takes an earlier variant's baseline.json."""
+    mixture = f"{cfg.suite}.eval_{cfg.held_out}"
+    mine = os.path.join(cfg.work_dir, variant)
+    dst = evaluator.results_path(mine, mixture, evaluator.BASELINE)
+    for other in (os.path.join(cfg.work_dir, v) for v in cfg.variants if v != variant):
+        src = evaluator.results_path(other, mixture, evaluator.BASELINE)
+        if os.path.exists(dst) or not os.path.exists(src):
+            continue
+        if _read(os.path.join(other, "vocab", "layout.json")) == _read(
+            os.path.join(mine, "vocab", "layout.json")
+        ):
+            os.makedirs(os.path.dirname(dst), exist_ok=True)
+            shutil.copyfile(src, dst)
+
+
+def _read(path: str) -> str | None:
+    if not os.path.exists(path):
+        return None
+    with open(path) as f:
+        return f.read()
+
+
 def run_variant(cfg: ExperimentConfig, variant: str) -> dict:
     """Trains (or resumes) one variant and evaluates its last checkpoint and the base."""
     tcfg = train_config(cfg, variant)
     trainer.train(tcfg)
     ecfg = eval_config(cfg, variant)
+    _reuse_baseline(cfg, variant)
     baseline = evaluator.evaluate_baseline(ecfg)
     step = evaluator.all_steps(ecfg.model_dir)[-1]
     path = evaluator.results_path(ecfg.model_dir, ecfg.mixture_or_task_name, step)

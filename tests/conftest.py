@@ -57,3 +57,18 @@ def smollm2_model_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
     model_dir = tmp_path_factory.mktemp("smollm2_converted") / "model_dir"
     convert_from_hf(str(smollm2_dir), str(model_dir))
     return model_dir
+
+
+# Tests that hold the real SmolLM2 weights (up to ~15 GB with 8 devices) or start their
+# own processes run one after another on one xdist worker (scripts/test.sh runs two), so
+# that two of them never share the machine's memory and cores.
+_HEAVY_FIXTURES = {"smollm2_dir", "smollm2_model_dir"}
+_HEAVY_FILES = {"test_multihost.py", "test_process_death.py", "test_smollm2_train.py"}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if _HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())) or (
+            item.path.name in _HEAVY_FILES
+        ):
+            item.add_marker(pytest.mark.xdist_group("heavy"))

@@ -74,4 +74,9 @@ def test_the_experiment_trains_evaluates_and_tabulates(tmp_path):
     cluster_cells = [float(row.split(" | ")[2]) for row in lines[4:]]
     assert all(0.0 <= c <= 100.0 for c in cluster_cells), cluster_cells  # in %
     assert (tmp_path / "exp" / "experiment.md").read_text() == table
+    baselines = [
+        tmp_path / "exp" / v / "eval" / "builtin.eval_comparison" / "baseline.json"
+        for v in ("templates", "no_template")
+    ]
+    assert baselines[0].read_text() == baselines[1].read_text()  # the base evaluated once
     assert flan_experiment.run(cfg) == table  # a rerun reuses the trained and evaluated runs
