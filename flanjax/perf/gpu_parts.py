@@ -242,7 +242,7 @@ def _one_device():
 
 def _model(bench: Bench, mode: Mode):
     """The benchmark's config; on CPU shrunk to the tiny shapes (a gin file still parsed)."""
-    if isinstance(bench.model, DecoderConfig):
+    if not isinstance(bench.model, str):  # a config, not a gin file
         return TINY_DECODER if mode.cpu else bench.model
     from flanjax import gin_launch
 
