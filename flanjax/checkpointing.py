@@ -34,6 +34,7 @@ from flanjax.models import ModelConfig, family_named, family_of
 
 log = logging.getLogger(__name__)
 
+
 def model_config_to_json(cfg: ModelConfig) -> dict[str, Any]:
     return {"family": family_of(cfg).name, "config": dataclasses.asdict(cfg)}
 
