@@ -60,10 +60,14 @@ def smollm2_model_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
 
 
 # Tests that hold the real SmolLM2 weights (up to ~15 GB with 8 devices) or start their
-# own processes run one after another on one xdist worker (scripts/test.sh runs two), so
-# that two of them never share the machine's memory and cores.
+# own processes are marked `heavy`: scripts/test.sh runs the others on two pytest-xdist
+# workers, then these alone in one process (two of them at once overflow 24 GiB).
 _HEAVY_FIXTURES = {"smollm2_dir", "smollm2_model_dir"}
 _HEAVY_FILES = {"test_multihost.py", "test_process_death.py", "test_smollm2_train.py"}
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "heavy: real SmolLM2 weights or own processes (serial)")
 
 
 def pytest_collection_modifyitems(config, items):
@@ -71,4 +75,4 @@ def pytest_collection_modifyitems(config, items):
         if _HEAVY_FIXTURES & set(getattr(item, "fixturenames", ())) or (
             item.path.name in _HEAVY_FILES
         ):
-            item.add_marker(pytest.mark.xdist_group("heavy"))
+            item.add_marker(pytest.mark.heavy)
