@@ -16,7 +16,7 @@ import sys
 
 COMMANDS = (
     "train", "preflight", "evaluate", "tasks", "convert", "bench", "compile_check", "score",
-    "generate",
+    "generate", "self_instruct",
 )  # fmt: skip
 
 
