@@ -372,3 +372,17 @@ def test_model_generator_on_smollm2_is_seeded(smollm2_model_dir):
     assert a[0].text != a[1].text or a[0].text != a[2].text  # rows are sampled apart
     greedy = gen.generate(p[:1], max_new_tokens=12, temperature=0.0, top_p=1.0, seed=7)
     assert greedy == gen.generate(p[:1], max_new_tokens=12, temperature=0.0, top_p=1.0, seed=8)
+
+
+def test_command_prints_and_writes_the_report(seed_file, tmp_path, monkeypatch, capsys):
+    from flanjax import cli
+    from flanjax.self_instruct import generator
+
+    monkeypatch.setattr(generator, "ModelGenerator", lambda *a: ScriptedGenerator())
+    argv = ["self-instruct", "--checkpoint", "unused", "--out_dir", str(tmp_path / "si")]
+    argv += ["--seed_tasks", seed_file, "--num_proposals", "12", "--seed", "4"]
+    assert cli.main(argv) == 0
+    out = capsys.readouterr().out
+    report = json.loads((tmp_path / "si" / pipeline.REPORT).read_text())
+    assert f"flanjax self-instruct: {pipeline.format_report(report)}" in out
+    assert "flanjax self-instruct: round 0: " in out and report["proposed"] == 12

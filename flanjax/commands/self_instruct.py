@@ -64,7 +64,14 @@ def run(args: argparse.Namespace) -> int:
     )
     seed_path = _seed_path(args.seed_tasks)
     gen = generator.ModelGenerator(args.checkpoint, args.step, args.vocabulary, args.batch_size)
-    report = pipeline.run(gen, seed_path, args.out_dir, cfg, max_rounds=args.max_rounds)
+    report = pipeline.run(
+        gen,
+        seed_path,
+        args.out_dir,
+        cfg,
+        max_rounds=args.max_rounds,
+        on_round=lambda line: print(f"flanjax self-instruct: {line}", flush=True),
+    )
     print(f"flanjax self-instruct: {pipeline.format_report(report)}")
     print(f"flanjax self-instruct: tasks -> {os.path.join(args.out_dir, pipeline.TASKS)}")
     return 0

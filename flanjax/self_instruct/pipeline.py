@@ -36,7 +36,7 @@ from __future__ import annotations
 
 import json
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from flanjax.self_instruct import filtering, rounds
@@ -167,9 +167,11 @@ def run(
     out_dir: str,
     cfg: SelfInstructConfig,
     max_rounds: int | None = None,
+    on_round: Callable[[str], None] | None = None,
 ) -> dict[str, Any]:
     """Runs (or resumes) until the budget is spent (or `max_rounds` more rounds ran);
-    returns the report, also written to OUT_DIR/report.json."""
+    returns the report, also written to OUT_DIR/report.json. `on_round` gets a line
+    after each round."""
     seed_tasks = read_seed_tasks(seed_path)
     os.makedirs(out_dir, exist_ok=True)
     _check_config(out_dir, cfg, seed_path)
@@ -183,6 +185,12 @@ def run(
         state.records += new
         state.kept += kept
         done += 1
+        if on_round is not None:
+            on_round(
+                f"round {new[0]['round']}: {len(new)} proposed, {len(kept)} kept "
+                f"(total {len(state.records)}/{cfg.num_proposals} proposed, "
+                f"{len(state.kept)} kept)"
+            )
     report = report_of(state.records)
     with open(os.path.join(out_dir, REPORT), "w") as f:
         json.dump(report, f, indent=1)
