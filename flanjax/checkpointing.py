@@ -238,6 +238,38 @@ class Checkpointer:
         self.manager.reload()
 
 
+INPUT_POSITIONS = "input_positions"  # MODEL_DIR/input_positions/<step>/process_<i>-of-<n>.*
+
+
+def input_position_prefix(model_dir: str, step: int) -> str:
+    """Where this process writes the input pipeline's position at `step` (tf.train.Checkpoint
+    files with this prefix), beside the Orbax checkpoint of the same step."""
+    name = f"process_{jax.process_index()}-of-{jax.process_count()}"
+    return os.path.join(os.path.abspath(model_dir), INPUT_POSITIONS, str(step), name)
+
+
+def has_input_position(prefix: str) -> bool:
+    return os.path.exists(prefix + ".index")
+
+
+def prune_input_positions(model_dir: str, kept_steps: list[int]) -> None:
+    """Deletes this process's input positions of steps Orbax no longer keeps (older than
+    its newest kept step and not kept; the newest save may still be in flight)."""
+    root = os.path.join(os.path.abspath(model_dir), INPUT_POSITIONS)
+    if not kept_steps or not os.path.isdir(root):
+        return
+    name = f"process_{jax.process_index()}-of-{jax.process_count()}"
+    for entry in os.listdir(root):
+        if not entry.isdigit() or int(entry) in kept_steps or int(entry) > max(kept_steps):
+            continue
+        folder = os.path.join(root, entry)
+        for f in os.listdir(folder):
+            if f.startswith(name + "."):
+                os.remove(os.path.join(folder, f))
+        if not os.listdir(folder):
+            shutil.rmtree(folder, ignore_errors=True)
+
+
 def refuse_existing(model_dir: str) -> None:
     """Refuses a MODEL_DIR that already holds checkpoints (nothing is overwritten)."""
     directory = os.path.join(model_dir, "checkpoints")

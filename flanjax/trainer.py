@@ -246,6 +246,7 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                     process_index=shard,
                     process_count=num_shards,
                     start_batch=start.batches_consumed,
+                    restore_from=_input_position(cfg, start),
                 )
                 if cfg.record_example_ids:
                     from flanjax import example_ids  # debug only: a second input pipeline
@@ -263,6 +264,25 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 examples.close()
 
 
+def _input_position(cfg: TrainConfig, start: Start) -> str | None:
+    """The saved input position of the resumed checkpoint (constant-time resume), or None:
+    a fresh start, or a checkpoint without one (the pipeline then replays its batches)."""
+    if not start.resumed or not start.batches_consumed:
+        return None
+    step = int(start.state.step)
+    prefix = checkpointing.input_position_prefix(cfg.model_dir, step)
+    if checkpointing.has_input_position(prefix):
+        return prefix
+    log.warning(
+        "no saved input position at %s (checkpoint of an older flanjax, or another process "
+        "count): replaying %d batches to resume the data exactly; this takes time linear "
+        "in the batch index",
+        prefix,
+        start.batches_consumed,
+    )
+    return None
+
+
 class _Loop:
     """The step loop: train, log every `log_every`, checkpoint every `save_every` and
     last; stop cleanly on SIGTERM; handle non-finite steps (see the module docstring)."""
@@ -277,7 +297,10 @@ class _Loop:
 
     def save(self, step: int, state: TrainState) -> None:
         self.check_pending()  # never save the state of a step not yet known to be finite
+        # The input position first: a committed checkpoint always has its position.
+        self.data.save_position(checkpointing.input_position_prefix(self.cfg.model_dir, step))
         self.ckpt.save(step, state, self.data.state(), self.meta, force=True)
+        checkpointing.prune_input_positions(self.cfg.model_dir, self.ckpt.all_steps())
         self.saved_step = step
 
     def check_pending(self) -> None:

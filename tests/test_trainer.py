@@ -152,6 +152,8 @@ def test_checkpoints_resume_on_another_mesh_and_initialize(tmp_path, reference):
     np.testing.assert_allclose([losses[s] for s in range(1, 7)], reference[0][:6], rtol=1e-5)
     saved = checkpointing.Checkpointer(cut.model_dir, read_only=True)
     assert saved.all_steps() == [0, 2, 4, 5, 6]  # step 0, every 2nd, the newest 2
+    positions = pathlib.Path(cut.model_dir, checkpointing.INPUT_POSITIONS)
+    assert sorted(int(p.name) for p in positions.iterdir()) == [0, 2, 4, 5, 6]  # pruned alike
     tx, _ = optimizers.make_optimizer(cut.optimizer)
     abstract = train_state.abstract_state(MODEL, tx)
     (params4, _), data_state, meta = saved.restore(4, abstract)

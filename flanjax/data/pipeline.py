@@ -7,6 +7,14 @@ many batches, giving exactly the batches an uninterrupted run would have seen.
 Each process reads only its shard (`seqio.ShardInfo`) and produces its share of
 the global batch.
 
+Resuming is constant-time: with each checkpoint the run writes the tf.data
+iterator's own state (`BatchIterator.save_position`: shuffle buffers, mixture
+sampler, packer, file readers' offsets; as T5X checkpoints its datasets) and
+the resumed iterator restores it (`restore_from`) instead of replaying every
+consumed batch. Without a saved position (an older checkpoint, another process
+count) it falls back to skipping `start_batch` batches, which yields the same
+batches in time linear in the batch index.
+
 Packing (`pack=True`) concatenates several examples into one row; segment ids
 (1, 2, ... per example, 0 for padding) and per-example positions let the model
 mask attention so that no example sees another.
@@ -20,8 +28,9 @@ from collections.abc import Iterator, Mapping
 
 import numpy as np
 import seqio
+import tensorflow as tf
 
-from flanjax.data import binding, registry, vocabularies
+from flanjax.data import binding, registry, sharded_files, vocabularies
 from flanjax.data import chat as chat_lib
 from flanjax.data.chat import PLAIN, ChatFormat
 
@@ -136,7 +145,11 @@ def feature_converter(cfg: DataConfig) -> seqio.FeatureConverter:
 
 
 class BatchIterator(Iterator[dict[str, np.ndarray]]):
-    """This process's share of each global batch, as numpy arrays."""
+    """This process's share of each global batch, as numpy arrays.
+
+    `restore_from`: a position written by `save_position` after `start_batch`
+    batches; the iterator continues from there. Otherwise `start_batch` batches
+    are skipped (replayed)."""
 
     def __init__(
         self,
@@ -145,6 +158,7 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
         process_index: int = 0,
         process_count: int = 1,
         start_batch: int = 0,
+        restore_from: str | None = None,
     ):
         if cfg.batch_size % process_count:
             raise ValueError(
@@ -153,25 +167,47 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
         registry.get_mixture_or_task(cfg.mixture_or_task_name)  # a clear error if unknown
         self.cfg = cfg
         self.batches_consumed = start_batch
-        converter = feature_converter(cfg)
-        ds = seqio.get_dataset(
-            task_name(cfg),
-            task_feature_lengths=dict(cfg.task_feature_lengths),
-            dataset_split=cfg.split,
-            shuffle=cfg.shuffle,
-            num_epochs=None,
-            shard_info=seqio.ShardInfo(process_index, process_count),
-            seed=cfg.seed,
-            feature_converter=converter,
-            verbose=False,
-        )
-        ds = ds.batch(cfg.batch_size // process_count, drop_remainder=True)
-        self._it = ds.skip(start_batch).prefetch(2).as_numpy_iterator()
+        ds = _batches(cfg, seqio.ShardInfo(process_index, process_count))
+        if restore_from is None:
+            ds = ds.skip(start_batch)
+        self._it = iter(ds.prefetch(2))
+        if restore_from is not None:
+            self._checkpoint().read(restore_from).assert_consumed()
 
     def __next__(self) -> dict[str, np.ndarray]:
-        batch = next(self._it)
+        try:
+            batch = next(self._it)
+        except tf.errors.OpError as e:  # a record that fails in the pipeline's Python code
+            raise sharded_files.pipeline_error(e) from None
         self.batches_consumed += 1
-        return batch
+        return {k: v.numpy() for k, v in batch.items()}
 
     def state(self) -> dict[str, int]:
         return {"batches_consumed": self.batches_consumed}
+
+    def save_position(self, prefix: str) -> None:
+        """Writes the iterator's position (tf.train.Checkpoint files `prefix`.*)."""
+        self._checkpoint().write(prefix)
+
+    def _checkpoint(self) -> tf.train.Checkpoint:
+        return tf.train.Checkpoint(iterator=self._it)
+
+
+def _batches(cfg: DataConfig, shard: seqio.ShardInfo) -> tf.data.Dataset:
+    ds = seqio.get_dataset(
+        task_name(cfg),
+        task_feature_lengths=dict(cfg.task_feature_lengths),
+        dataset_split=cfg.split,
+        shuffle=cfg.shuffle,
+        num_epochs=None,
+        shard_info=shard,
+        seed=cfg.seed,
+        feature_converter=feature_converter(cfg),
+        verbose=False,
+    )
+    ds = ds.batch(cfg.batch_size // shard.num_shards, drop_remainder=True)
+    options = tf.data.Options()
+    # The pipeline's Python functions (template rendering of streamed records) are pure:
+    # their outputs depend on their inputs only, so the iterator's state is complete.
+    options.experimental_external_state_policy = tf.data.experimental.ExternalStatePolicy.IGNORE
+    return ds.with_options(options)

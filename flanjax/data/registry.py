@@ -84,7 +84,7 @@ def tasks_of(name: str) -> list[str]:
     return [t.name for t in obj.tasks] if isinstance(obj, seqio.Mixture) else [obj.name]
 
 
-def _check_templates(name: str, templates: Sequence[Template], sample: Mapping) -> None:
+def check_templates(name: str, templates: Sequence[Template], sample: Mapping) -> None:
     if not templates:
         raise TemplateError(f"task {name!r}: no templates")
     ids = [t.id for t in templates]
@@ -148,13 +148,10 @@ def register_templated_task(
     for split, n in counts.items():
         if n == 0:
             raise ValueError(f"task {name!r}: split {split!r} has no records")
-    _check_templates(name, templates, records(splits[0])[0])
+    check_templates(name, templates, records(splits[0])[0])
     templates = tuple(templates)
     source = _rendered_source(name, templates, records, counts, template_seed)
-    features = {
-        "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
-        "targets": seqio.Feature(vocabulary, add_eos=True),
-    }
+    features = text_features(vocabulary)
     if name in seqio.TaskRegistry.names():
         seqio.TaskRegistry.remove(name)
     seqio.TaskRegistry.add(
@@ -164,8 +161,20 @@ def register_templated_task(
         output_features=features,
         metric_fns=[],
     )
-    info = TaskInfo(name, cluster, templates, records, counts, metric)
-    _TASKS[name] = info
+    return add_info(TaskInfo(name, cluster, templates, records, counts, metric))
+
+
+def text_features(vocabulary: seqio.Vocabulary) -> dict[str, seqio.Feature]:
+    """A templated task's output features: inputs and targets, each with EOS."""
+    return {
+        "inputs": seqio.Feature(vocabulary, add_eos=True, required=False),
+        "targets": seqio.Feature(vocabulary, add_eos=True),
+    }
+
+
+def add_info(info: TaskInfo) -> TaskInfo:
+    """Records `info` as flanjax's metadata of the seqio task of the same name."""
+    _TASKS[info.name] = info
     return info
 
 

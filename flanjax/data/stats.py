@@ -56,12 +56,15 @@ def sample_lengths(task: str, n: int = 200, split: str | None = None) -> LengthS
     info = registry.get_task_info(task)
     split = split or ("train" if "train" in info.num_examples else max(info.num_examples))
     records = info.records(split)
-    total = len(records)
-    idx = np.unique(np.linspace(0, total - 1, num=min(n, total)).astype(int))
+    if hasattr(records, "sample"):  # a streamed task (data/streamed.py): a few per shard
+        chosen = records.sample(n)
+    else:
+        total = len(records)
+        idx = np.unique(np.linspace(0, total - 1, num=min(n, total)).astype(int))
+        chosen = [records[int(i)] for i in idx]
     vocab = seqio.get_mixture_or_task(task).output_features["targets"].vocabulary
     ins, tgs, types = [], [], []
-    for i in idx:
-        rec = records[int(i)]
+    for rec in chosen:
         template = pick_template(info.templates, str(rec["id"]), 0)
         ex = template.render(rec, task=task)
         ins.append(len(vocab.encode(ex.inputs)) + 1)
