@@ -315,6 +315,14 @@ def test_task_file_registers_as_a_task(tmp_path):
             "out 0",
         )
         assert registry.get_mixture_or_task("self_instruct.si_test").name == info.name
+        # the held-out machinery groups it by its cluster, as it does the FLAN tasks
+        import flanjax.tasks  # noqa: F401  (builtin.addition)
+        from flanjax.data import heldout
+
+        suite = heldout.ClusterSuite.from_registry("mix", ["builtin.addition", info.name])
+        split = suite.split("self_instruct")
+        assert (split.train, split.eval) == (("builtin.addition",), (info.name,))
+        assert suite.split("arithmetic").train == (info.name,)
     finally:
         registry.unregister(info.name)
 
@@ -386,3 +394,14 @@ def test_command_prints_and_writes_the_report(seed_file, tmp_path, monkeypatch, 
     report = json.loads((tmp_path / "si" / pipeline.REPORT).read_text())
     assert f"flanjax self-instruct: {pipeline.format_report(report)}" in out
     assert "flanjax self-instruct: round 0: " in out and report["proposed"] == 12
+
+
+def test_classification_shots_are_the_shortest_seeds_alternating(seed_file):
+    from flanjax.self_instruct import rounds
+
+    assert rounds.classification_shots(pipeline.read_seed_tasks(seed_file), 4) == [
+        ("Complete the lyrics.", False),
+        ("Select the oldest person from the list.", True),
+        ("Add things to the list.", False),
+        ("Tell if the sentence contains toxic language.", True),
+    ]

@@ -32,8 +32,8 @@ def _short_instances(task: Mapping[str, Any], max_chars: int) -> list[dict[str, 
 
 
 def classification_shots(seed_tasks: Sequence[Mapping[str, Any]], k: int) -> list[tuple[str, bool]]:
-    """The first k/2 classification and k - k/2 other seed tasks (file order, shortest
-    instructions first among equals), alternating Yes and No."""
+    """The k/2 shortest classification and k - k/2 shortest other seed instructions,
+    alternating No and Yes (a fixed set: the same shots for every proposal)."""
     by_length = sorted(seed_tasks, key=lambda t: len(t["instruction"]))
     yes = [t["instruction"] for t in by_length if t["is_classification"]][: k // 2]
     no = [t["instruction"] for t in by_length if not t["is_classification"]][: k - k // 2]
