@@ -172,6 +172,7 @@ ALL_METRICS: list[tuple[str, Callable[..., dict[str, float]], list[Any]]] = [
     ("squad", squad, ["x"]),
     ("bleu", bleu, ["x"]),
     ("rouge", rouge, ["x"]),
+    ("rougeL_exact_match", metrics.rouge_l_exact_match, ["x"]),
     ("gsm8k_answer_accuracy", gsm8k_answer_accuracy, ["1"]),
 ]
 

@@ -43,6 +43,7 @@ class RenderedExample:
     targets: str
     choices: tuple[str, ...] = ()  # empty for generation templates
     answer_index: int = -1  # index of `targets` in `choices`, -1 without choices
+    references: tuple[str, ...] = ()  # every acceptable target (scoring); () : just `targets`
 
 
 @dataclasses.dataclass(frozen=True)
@@ -62,6 +63,9 @@ class Template:
         query), "cot" (chain of thought: the target gives a rationale before
         the answer) or "few_shot_cot".
       inverted: the template turns the task around (e.g. answer -> question).
+      references_field: record field holding every acceptable target (list of
+        str); a generation is scored against the best of them (`targets` is
+        the one trained on).
     """
 
     id: str
@@ -73,6 +77,7 @@ class Template:
     metric: str = "exact_match"
     kind: str = "zero_shot"
     inverted: bool = False
+    references_field: str | None = None
 
     def __post_init__(self) -> None:
         if self.kind not in KINDS:
@@ -110,6 +115,8 @@ class Template:
             names.append(self.choices_field)
         if self.has_choices and "answer" in self.fields(self.inputs + self.targets):
             names.append(self.answer_field)
+        if self.references_field:
+            names.append(self.references_field)
         return tuple(dict.fromkeys(names))
 
     def check_record(self, record: Mapping[str, Any], task: str) -> None:
@@ -143,7 +150,9 @@ class Template:
                 f"task {task!r}, template {self.id!r}: the target {targets!r} is not "
                 f"one of the answer choices {list(choices)}"
             )
-        return RenderedExample(inputs, targets, choices, choices.index(targets) if choices else -1)
+        index = choices.index(targets) if choices else -1
+        refs = tuple(record[self.references_field]) if self.references_field else ()
+        return RenderedExample(inputs, targets, choices, index, refs)
 
 
 def _answer_index(

@@ -259,7 +259,8 @@ def score_template(
         predictions = generate(
             model, tt, layout, cfg.batch_size, cfg.task_feature_lengths["targets"]
         )
-        scores = metrics_lib.get_metric(metric)(targets, predictions)
+        references = [e.references or e.targets for e in examples]  # best of several
+        scores = metrics_lib.get_metric(metric)(references, predictions)
         primary = next(iter(scores))
     return {
         "score": scores[primary],

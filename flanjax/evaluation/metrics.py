@@ -241,6 +241,20 @@ def rouge(
     return {key: _percent_mean(values) for key, values in per_key.items()}
 
 
+def rouge_l_exact_match(
+    targets: Sequence[Reference], predictions: Sequence[str]
+) -> dict[str, float]:
+    """Super-NaturalInstructions' metrics: plain ROUGE-L F (not Lsum), then exact match.
+
+    Each example takes its best reference for each metric separately (as SuperNI's
+    `metric_max_over_ground_truths`); ROUGE-L comes first, the evaluator's headline.
+    """
+    return {
+        "rougeL": rouge(targets, predictions, lsum=False)["rougeL"],
+        **exact_match(targets, predictions),
+    }
+
+
 # ---------------------------------------------------------------------------
 # GSM8K final-answer accuracy.
 
@@ -315,6 +329,7 @@ METRICS: dict[str, MetricFn] = {
     "squad": squad,
     "bleu": bleu,
     "rouge": rouge,
+    "rougeL_exact_match": rouge_l_exact_match,
     "gsm8k_answer_accuracy": gsm8k_answer_accuracy,
 }
 """Metric functions by name."""
