@@ -5,7 +5,8 @@
   deviation, minimum and maximum across templates (the prompt-robustness figures
   of T0-style papers);
 * per cluster: mean over its tasks' means (FLAN's held-out cluster score), with
-  the std, minimum and maximum across those tasks.
+  the std, minimum and maximum across those tasks;
+* overall: the same over every task (SuperNI reports it beside its categories).
 
 Zero-shot is the headline (`tasks`, `clusters` at the top of a result); each
 few-shot setting k sits beside it under `few_shot[str(k)]` with the same shape.
@@ -50,9 +51,12 @@ def aggregate(
             "templates": dict(templates),
         }
         members.setdefault(clusters[name], []).append(stats["mean"])
+    means = [t["mean"] for t in tasks.values()]
     return {
         "tasks": tasks,
         "clusters": {c: {**spread(v), "num_tasks": len(v)} for c, v in members.items()},
+        # over every task, each weighted once (SuperNI's "overall", FLAN's all-task mean)
+        "overall": {**spread(means), "num_tasks": len(means)} if means else {},
     }
 
 

@@ -123,6 +123,8 @@ def render(results: list[dict], plots: list[str] = (), baseline: dict | None = N
     head, cols = _columns(results, baseline)
     parts = _header(last, results, baseline) + ["## Clusters", ""]
     rows = [[c, *_gain_cols([_score(r, "clusters", c) for r in cols])] for c in last["clusters"]]
+    if len(last["clusters"]) > 1 and last.get("overall"):  # every task once
+        rows.append(["all tasks", *_gain_cols([r.get("overall", {}).get("mean") for r in cols])])
     parts += [_table(["cluster", *head], rows), "", "## Tasks (mean over templates)", ""]
     rows = [[t, *_gain_cols([_score(r, "tasks", t) for r in cols])] for t in last["tasks"]]
     parts += [_table(["task", *head], rows), ""]
