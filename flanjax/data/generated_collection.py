@@ -51,7 +51,7 @@ def _record(rng: np.random.Generator, source: str, task: str, kind: str, vocab: 
     words = [vocab[i] for i in rng.integers(0, len(vocab), size=n_in)]
     text = " ".join(words)
     if kind.startswith("fs"):
-        shots = [f"{' '.join(words[k : k + 12])} -> {words[k]}" for k in (0, 12)]
+        shots = [" ".join(words[k : k + 12]) + " -> " + words[k % len(words)] for k in (0, 12)]
         text = "\n\n".join([*shots, text])
     if kind.endswith("_opt"):
         text += "\nOPTIONS:\n- " + "\n- ".join(words[:3])
