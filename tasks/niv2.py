@@ -55,6 +55,8 @@ def locations(
 ) -> tuple[list[Path], Path] | None:
     """(task folders, split folder): the arguments, else the env vars, else the data
     directory's sample; None (after logging why) when there is none."""
+    if isinstance(tasks_dirs, str | os.PathLike):
+        tasks_dirs = [tasks_dirs]  # one folder
     env = os.environ.get(TASKS_ENV)
     if tasks_dirs is None and env:
         tasks_dirs = [p for p in env.split(os.pathsep) if p]

@@ -120,11 +120,20 @@ def test_official_split_registers_train_and_test_mixtures(shared_data):
     assert not report_.contaminated and report_.eval_examples == 400
 
 
-def test_stats_cover_the_niv2_training_mixture(shared_data):
-    st = stats.mixture_stats("niv2.train", 10, 8, {"inputs": 512, "targets": 64}, sample=10)
-    assert len(st.tasks) == 19
-    assert st.by_type().keys() == {"few_shot/no_options"}
-    assert st.tokens > 0
+def test_stats_cover_niv2_per_source(shared_data):
+    mixing.register_rated("test.niv2_and_rte", {"niv2.train": 1.0, "flan.rte": 1.0})
+    try:
+        st = stats.mixture_stats(
+            "test.niv2_and_rte", 10, 8, {"inputs": 512, "targets": 64}, sample=10
+        )
+    finally:
+        registry.unregister("test.niv2_and_rte")
+    assert len(st.tasks) == 20
+    sources = st.by_source()
+    assert [(k, v[:2]) for k, v in sources.items()] == [("flan", (1, 2490)), ("niv2", (19, 1829))]
+    assert sources["niv2"][2] == pytest.approx(sum(t.examples for t in st.tasks) / 2)
+    assert "few_shot/no_options" in st.by_type()
+    assert "niv2                                 19     1,829" in stats.format_stats(st)
 
 
 def test_best_reference_scoring_literal_numbers():
@@ -217,3 +226,15 @@ def test_register_names_the_malformed_file(shared_data, tmp_path):
     (tmp_path / "splits" / "test_tasks.txt").write_text("task_missing\n")
     with pytest.raises(niv2.NIv2Error, match=r"task_bad\.json: not valid JSON"):
         niv2_tasks.register([tmp_path / "tasks"], tmp_path / "splits", data_dir=shared_data)
+
+
+def test_a_full_checkout_is_found_by_env_var(tmp_path, monkeypatch):
+    """FLANJAX_NIV2_TASKS names a checkout's tasks/; the splits are its ../splits/default."""
+    checkout = tmp_path / "natural-instructions"
+    monkeypatch.setenv(niv2_tasks.TASKS_ENV, str(checkout / "tasks"))
+    monkeypatch.delenv(niv2_tasks.SPLITS_ENV, raising=False)
+    dirs, splits = niv2_tasks.locations()
+    assert (dirs, splits.resolve()) == ([checkout / "tasks"], checkout / "splits" / "default")
+    assert niv2_tasks.locations(checkout / "tasks", "s")[0] == [checkout / "tasks"]
+    monkeypatch.setenv(niv2_tasks.ENCODINGS_ENV, "def, def_pos2_neg2_expl")
+    assert niv2_tasks.encodings_from_env() == ("def", "def_pos2_neg2_expl")

@@ -167,6 +167,16 @@ class MixtureStats:
                 acc[1] += n * per_example
         return {k: (v[0], v[1]) for k, v in sorted(out.items())}
 
+    def by_source(self) -> dict[str, tuple[int, int, float, float]]:
+        """Source (a task name's prefix: "niv2", "flan", ...) -> (tasks, records in the split
+        read, expected examples, expected tokens)."""
+        out: dict[str, list[float]] = {}
+        for t in self.tasks:
+            acc = out.setdefault(t.task.split(".")[0], [0, 0, 0.0, 0.0])
+            for i, v in enumerate((1, t.train_examples, t.examples, t.tokens)):
+                acc[i] += v
+        return {k: (int(v[0]), int(v[1]), v[2], v[3]) for k, v in sorted(out.items())}
+
 
 def _truncated_means(s: LengthSample, li: int, lt: int) -> tuple[float, float, float, float]:
     return (
@@ -286,6 +296,9 @@ def format_stats(st: MixtureStats) -> str:
     lines += ["", f"{'template type':32s} {'examples':>11s} {'tokens':>13s}"]
     for kind, (n, tok) in st.by_type().items():
         lines.append(f"{kind:32s} {n:11,.0f} {tok:13,.0f}")
+    lines += ["", f"{'source':32s} {'tasks':>6s} {'records':>9s} {'examples':>11s} {'tokens':>13s}"]
+    for source, (k, records, n, tok) in st.by_source().items():
+        lines.append(f"{source:32s} {k:6d} {records:9,d} {n:11,.0f} {tok:13,.0f}")
     truncated = [t for t in st.tasks if t.truncated_inputs or t.truncated_targets]
     if truncated:
         lines.append(
