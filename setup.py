@@ -18,12 +18,13 @@ CORE = [
     "tensorflow-text==2.21.1",
     "tensorflow-datasets==4.9.10",
     "gin-config==0.5.0",
-    "sentencepiece==0.2.3",
+    "sentencepiece==0.2.2",  # 0.2.3 needs protobuf >= 7.36, apache-beam < 7
     "numpy==2.4.6",
     "tensorboard==2.21.0",
     "sacrebleu==2.6.0",
     "rouge-score==0.1.2",
     "matplotlib==3.11.2",
+    "pyarrow==25.0.1",  # parquet record shards (data/sharded_files.py)
 ]
 TEST = ["pytest==9.2.0", "pytest-xdist==3.8.0", "ruff==0.17.6"]  # xdist: 2 workers
 CONVERT = [
@@ -35,6 +36,7 @@ CONVERT = [
     "accelerate==1.15.0",
     "peft==0.21.2",  # LoRA adapter export (flanjax/conversion/peft.py)
 ]
+DATA = ["apache-beam[tfrecord]==2.77.0"]  # the offline preprocessing cache (data/cache.py)
 TPU = ["jax[tpu]==0.10.2", "libtpu==0.0.42.1"]  # also AOT compile-checks on CPU-only hosts
 GPU = ["jax[cuda12]==0.10.2", "jax-cuda12-plugin[with-cuda]==0.10.2", "jax-cuda12-pjrt==0.10.2"]
 
@@ -54,7 +56,8 @@ setuptools.setup(
         "convert": CONVERT,
         "tpu": TPU,
         "gpu": GPU,  # CUDA 12 wheels; not in "all" (CPU-only hosts)
-        "all": TEST + CONVERT + TPU,
+        "data": DATA,
+        "all": TEST + CONVERT + DATA + TPU,
     },
     entry_points={"console_scripts": ["flanjax=flanjax.cli:main"]},
 )

@@ -16,7 +16,7 @@ import sys
 
 COMMANDS = (
     "train", "preflight", "evaluate", "tasks", "convert", "bench", "compile_check", "score",
-    "generate", "self_instruct",
+    "generate", "self_instruct", "cache",
 )  # fmt: skip
 
 

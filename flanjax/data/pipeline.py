@@ -64,6 +64,8 @@ class DataConfig:
       Hugging Face tokenizer, else "seqio").
     chat_template: with "chat": a tokenizer folder holding the template (None:
       the run's checkpoint's vocab/).
+    cache_dir: read the tasks from the offline preprocessing cache in this folder
+      (`flanjax cache`, data/cache.py) instead of their sources.
     """
 
     mixture_or_task_name: str
@@ -77,6 +79,7 @@ class DataConfig:
     vocabulary: str | None = None
     prompt_format: str | None = None
     chat_template: str | None = None
+    cache_dir: str | None = None
 
     def __post_init__(self) -> None:
         if self.prompt_format not in (None, *PROMPT_FORMATS):
@@ -194,6 +197,8 @@ class BatchIterator(Iterator[dict[str, np.ndarray]]):
 
 
 def _batches(cfg: DataConfig, shard: seqio.ShardInfo) -> tf.data.Dataset:
+    if cfg.cache_dir and cfg.cache_dir not in seqio.get_global_cache_dirs():
+        seqio.add_global_cache_dirs([cfg.cache_dir])
     ds = seqio.get_dataset(
         task_name(cfg),
         task_feature_lengths=dict(cfg.task_feature_lengths),
@@ -203,6 +208,7 @@ def _batches(cfg: DataConfig, shard: seqio.ShardInfo) -> tf.data.Dataset:
         shard_info=shard,
         seed=cfg.seed,
         feature_converter=feature_converter(cfg),
+        use_cached=bool(cfg.cache_dir),
         verbose=False,
     )
     ds = ds.batch(cfg.batch_size // shard.num_shards, drop_remainder=True)
