@@ -69,7 +69,8 @@ def sample_lengths(task: str, n: int = 200, split: str | None = None) -> LengthS
         ex = template.render(rec, task=task)
         ins.append(len(vocab.encode(ex.inputs)) + 1)
         tgs.append(len(vocab.encode(ex.targets)) + 1)
-        types.append(template_type(template))
+        # Records rendered before (a released collection's) carry their own type.
+        types.append(str(rec.get("template_type") or template_type(template)))
     return LengthSample(np.asarray(ins), np.asarray(tgs), tuple(types))
 
 
