@@ -49,6 +49,35 @@ def smollm2_dir() -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_two_layers_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
+    """The real SmolLM2-135M-Instruct cut to its first two layers: the same config but
+    `num_hidden_layers`, the same tokenizer, embedding, final norm and layers 0-1 (every
+    tensor name and shape of a layer). For tests of mechanics (LoRA, export, conversion)
+    at a fraction of the 30 layers' compile and step time; tests of the model's outputs
+    keep `smollm2_dir`."""
+    import json
+    import shutil
+
+    from safetensors import safe_open
+    from safetensors.numpy import save_file
+
+    out = tmp_path_factory.mktemp("smollm2_two_layers") / "hf"
+    out.mkdir()
+    for path in smollm2_dir.iterdir():
+        if path.is_file() and path.name not in ("config.json", "model.safetensors"):
+            shutil.copyfile(path, out / path.name)
+    config = json.loads((smollm2_dir / "config.json").read_text())
+    config["num_hidden_layers"] = 2
+    (out / "config.json").write_text(json.dumps(config, indent=2))
+    with safe_open(str(smollm2_dir / "model.safetensors"), "np") as f:
+        names = f.keys()
+        keep = [k for k in names if not k.startswith("model.layers.") or int(k.split(".")[2]) < 2]
+        tensors = {k: f.get_tensor(k) for k in keep}
+    save_file(tensors, str(out / "model.safetensors"), metadata={"format": "pt"})
+    return out
+
+
+@pytest.fixture(scope="session")
 def smollm2_model_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
     """SmolLM2-135M-Instruct converted once per session (`flanjax convert --from hf`):
     checkpoint 0, vocab/ and model.gin. Tests must not write into it."""

@@ -1,6 +1,6 @@
 """LoRA: exact base logits at step 0, merged = base + adapters, a frozen base, adapter-only
 optimizer state and checkpoints, mesh invariance, exact resume, and a PEFT export that
-Hugging Face `peft` loads onto the real SmolLM2 with flanjax's logits."""
+Hugging Face `peft` loads onto the real SmolLM2 (its first two layers) with flanjax's logits."""
 
 from __future__ import annotations
 
@@ -232,10 +232,14 @@ def test_lora_run_resumes_exactly_checkpoints_adapters_and_evaluates_merged(tmp_
 
 
 @pytest.mark.slow
-def test_peft_export_of_a_smollm2_lora_run_loads_in_peft_with_flanjax_logits(smollm2_dir, tmp_path):
-    """The real SmolLM2: `convert --from hf`, one LoRA step on every projection, then the
+def test_peft_export_of_a_smollm2_lora_run_loads_in_peft_with_flanjax_logits(
+    smollm2_two_layers_dir, tmp_path
+):
+    """The real SmolLM2 (its first two layers: every tensor name, shape and projection
+    the export maps): `convert --from hf`, one LoRA step on every projection, then the
     PEFT folder on the transformers base and the merged `convert --to hf` export both give
     flanjax's logits (float32); the adapters move the logits well beyond the tolerance."""
+    smollm2_dir = smollm2_two_layers_dir
     torch = pytest.importorskip("torch")
     transformers = pytest.importorskip("transformers")
     peft = pytest.importorskip("peft")
