@@ -6,8 +6,10 @@ sched_setaffinity) registers the collection (T5 vocabulary), builds the training
 pipeline (enc_dec, packed, --lengths, --batch rows), and reports:
   first_batch_s      start of the process's pipeline work -> first batch (no cache)
   tokens_per_s       non-padding tokens per second over --batches batches
-  resume_s           a new pipeline restored at batch --batches -> its first batch
-  replay_s           a new pipeline skipping --batches batches (the old resume) -> first batch
+  resume_s           a new pipeline restored at batch --resume_at (batches of --resume_batch
+                     rows, to reach a far batch index in minutes) -> its first batch
+  replay_s           reading those --resume_at batches: what a resume that skips
+                     (replays) the consumed batches costs
   peak_rss_gib       the process's peak resident memory
 One JSON line per run, then a markdown table for BENCHMARKS.md.
 
@@ -59,15 +61,20 @@ def _child(args) -> dict:
             (b["encoder_input_tokens"] > 0).sum() + (b["decoder_target_tokens"] > 0).sum()
         )
     speed = tokens / (time.perf_counter() - t0)
+    del it
+    far = DataConfig("flan2022", {"inputs": li, "targets": lt}, batch_size=args.resume_batch)
+    t0 = time.perf_counter()
+    run = BatchIterator(far)
+    for _ in range(args.resume_at):
+        next(run)
+    replay = time.perf_counter() - t0
     with tempfile.TemporaryDirectory() as tmp:
-        it.save_position(f"{tmp}/position")
+        run.save_position(f"{tmp}/position")
+        del run
         t0 = time.perf_counter()
-        resumed = BatchIterator(cfg, start_batch=args.batches, restore_from=f"{tmp}/position")
+        resumed = BatchIterator(far, start_batch=args.resume_at, restore_from=f"{tmp}/position")
         next(resumed)
         resume = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    next(BatchIterator(cfg, start_batch=args.batches))
-    replay = time.perf_counter() - t0
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20
     del np, catalog
     return {"first_batch_s": round(first, 1), "tokens_per_s": round(speed),
@@ -84,6 +91,8 @@ def main() -> None:
     p.add_argument("--lengths", default="1024,256")
     p.add_argument("--batch", type=int, default=16)
     p.add_argument("--batches", type=int, default=100)
+    p.add_argument("--resume_at", type=int, default=100_000)
+    p.add_argument("--resume_batch", type=int, default=1)
     p.add_argument("--collection", help=argparse.SUPPRESS)  # the child's
     args = p.parse_args()
     if args.collection:
@@ -106,7 +115,8 @@ def _run(args, n: int, cores: int, collection: Path) -> dict:
         env = {**os.environ, "FLANJAX_CACHE_DIR": cache, "TF_CPP_MIN_LOG_LEVEL": "2"}
         cmd = [sys.executable, __file__, "--collection", str(collection)]
         cmd += ["--lengths", args.lengths, "--batch", str(args.batch)]
-        cmd += ["--batches", str(args.batches)]
+        cmd += ["--batches", str(args.batches), "--resume_at", str(args.resume_at)]
+        cmd += ["--resume_batch", str(args.resume_batch)]
         out = subprocess.run(
             cmd, env=env, capture_output=True, text=True, check=False,
             preexec_fn=lambda: os.sched_setaffinity(0, range(cores)),
@@ -114,7 +124,8 @@ def _run(args, n: int, cores: int, collection: Path) -> dict:
     lines = [x for x in out.stdout.splitlines() if x.startswith("RESULT ")]
     if out.returncode or not lines:
         raise SystemExit(f"records {n}, cores {cores}: failed\n{out.stderr[-3000:]}")
-    row = {"records": n, "cores": cores, "batches": args.batches, **json.loads(lines[0][7:])}
+    row = {"records": n, "cores": cores, "batches": args.batches, "resume_at": args.resume_at,
+           "resume_batch": args.resume_batch, **json.loads(lines[0][7:])}  # fmt: skip
     print(json.dumps(row), flush=True)
     return row
 
