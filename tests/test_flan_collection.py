@@ -97,8 +97,9 @@ def test_template_types_held_out_clusters_and_caps_filter_the_records(collection
         assert len(rendered) == len(records)  # the pipeline keeps what the stream keeps
         assert all("OPTIONS:" in r and " -> " not in r for r in rendered)  # zs_opt only
     assert out["eval"], "the held-out cluster's zero-shot records form evaluation tasks"
+    assert registry.tasks_of(f"test.fc_filter.eval_{heldout}") == out["eval"]
     for task in out["eval"]:
-        records = list(registry.get_task_info(task).records("train"))
+        records = list(registry.get_task_info(task).records("validation"))
         assert {r["task_name"] for r in records} <= held
         assert {r["template_type"] for r in records} <= set(fc.ZERO_SHOT)
 

@@ -199,9 +199,11 @@ def register_collection(
     vocabulary: seqio.Vocabulary,
     categories: Mapping[str, str],
 ) -> dict[str, list[str]]:
-    """Registers `name.<source>` per submix, mixture `name`, and `name.eval_<cluster>` (the
-    zero-shot records of each held-out cluster). Returns {"train": [...], "eval": [...]}."""
-    rates, evals = {}, []
+    """Registers `name.<source>` per submix, mixture `name`, and for each held-out cluster
+    the mixture `name.eval_<cluster>` of tasks `name.eval_<cluster>.<source>` (the cluster's
+    zero-shot records, split "validation"). Returns {"train": [...], "eval": [...]}."""
+    rates: dict[str, float] = {}
+    evals: dict[str, list[str]] = {}
     for source, patterns in cfg.files.items():
         files = ShardedFiles({"train": patterns})
         counts: Counter = Counter()
@@ -225,13 +227,16 @@ def register_collection(
             if not n_eval:
                 continue
             others = frozenset(set(clusters) - members)
-            streamed.register_streamed_task(
+            streamed.register_streamed_task(  # never trained on: their records evaluate
                 f"{name}.eval_{cluster}.{source.lower()}", cluster=cluster,
-                templates=[RELEASED], files=files, vocabulary=vocabulary,
-                keep=_Keep(frozenset(ZERO_SHOT), others, {}), num_examples={"train": n_eval},
+                templates=[RELEASED], files=ShardedFiles({"validation": patterns}),
+                vocabulary=vocabulary, keep=_Keep(frozenset(ZERO_SHOT), others, {}),
+                num_examples={"validation": n_eval},
             )  # fmt: skip
-            evals.append(f"{name}.eval_{cluster}.{source.lower()}")
+            evals.setdefault(cluster, []).append(f"{name}.eval_{cluster}.{source.lower()}")
     if not rates:
         raise ValueError(f"collection {name!r}: no records left to train on ({cfg})")
     mixing.register_rated(name, rates)
-    return {"train": sorted(rates), "eval": evals}
+    for cluster, tasks in evals.items():
+        mixing.register_rated(f"{name}.eval_{cluster}", dict.fromkeys(tasks, 1.0))
+    return {"train": sorted(rates), "eval": sorted(t for ts in evals.values() for t in ts)}
