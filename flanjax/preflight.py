@@ -190,10 +190,15 @@ def _examples(state: dict, n: int):
 
 
 def _batch(state: dict, pack: bool) -> dict[str, np.ndarray]:
-    ds, lengths = _examples(state, SAMPLE)
-    converter = pipeline.FEATURE_CONVERTERS[state["converter"]](pack=pack)
-    rows = list(converter(ds, lengths).as_numpy_iterator())
-    return {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    """The first SAMPLE training examples, packed or not; built once per run (the
+    mixture's dataset takes seconds to build) and shared by the checks, which only read it."""
+    key = "packed batch" if pack else "batch"
+    if key not in state:
+        ds, lengths = _examples(state, SAMPLE)
+        converter = pipeline.FEATURE_CONVERTERS[state["converter"]](pack=pack)
+        rows = list(converter(ds, lengths).as_numpy_iterator())
+        state[key] = {k: np.stack([r[k] for r in rows]) for k in rows[0]}
+    return state[key]
 
 
 def _loss_mask(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
@@ -207,7 +212,6 @@ def _loss_mask(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     covered = sum(int((tokens[r][weights[r] > 0] == eos).any()) for r in range(tokens.shape[0]))
     if not covered:
         raise _Failed(f"no example's loss covers EOS (id {eos}): the model never learns to stop")
-    state["batch"] = batch
     return PASS, f"{tokens.shape[0]} examples; EOS (id {eos}) trained in {covered}"
 
 
@@ -321,7 +325,7 @@ def _transformers(cfg: PreflightConfig, state: dict) -> tuple[str, str]:
     model, which = _check_model(cfg, state)
     if "random weights" in which:
         return SKIP, f"the model is too large to load here ({which})"
-    batch = state.get("batch") or _batch(state, pack=False)
+    batch = _batch(state, pack=False)
     with tempfile.TemporaryDirectory() as tmp:
         hf.convert_to_hf(model_dir, tmp, step=step)
         auto = getattr(transformers, models.family_of(state["model"]).hf_auto_class)

@@ -78,6 +78,17 @@ def smollm2_two_layers_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
 
 
 @pytest.fixture(scope="session")
+def smollm2_two_layers_model_dir(smollm2_two_layers_dir, tmp_path_factory) -> pathlib.Path:
+    """`smollm2_two_layers_dir` converted once per session (`flanjax convert --from hf`).
+    Tests must not write into it."""
+    from flanjax.conversion import convert_from_hf
+
+    model_dir = tmp_path_factory.mktemp("smollm2_two_layers_converted") / "model_dir"
+    convert_from_hf(str(smollm2_two_layers_dir), str(model_dir))
+    return model_dir
+
+
+@pytest.fixture(scope="session")
 def smollm2_model_dir(smollm2_dir, tmp_path_factory) -> pathlib.Path:
     """SmolLM2-135M-Instruct converted once per session (`flanjax convert --from hf`):
     checkpoint 0, vocab/ and model.gin. Tests must not write into it."""

@@ -100,8 +100,11 @@ def test_a_config_that_does_not_fit_the_topology_fails(tmp_path, capsys):
 
 @pytest.mark.slow
 def test_a_converted_smollm2_run_passes_and_a_vocabulary_mismatch_fails(
-    smollm2_model_dir, shared_data, tmp_path, capsys
+    smollm2_two_layers_model_dir, shared_data, tmp_path, capsys
 ):
+    """SmolLM2's first two layers (its tokenizer, embedding and layer tensors): the
+    checks' code paths on a converted checkpoint at a fraction of the 30 layers' compile."""
+    smollm2_model_dir = smollm2_two_layers_model_dir
     argv = [
         "preflight",
         "--gin_file=runs/finetune.gin",
