@@ -23,6 +23,7 @@ give the fraction of sampled examples longer than the feature length.
 
 from __future__ import annotations
 
+import collections
 import dataclasses
 import random
 from collections.abc import Mapping, Sequence
@@ -261,16 +262,24 @@ def mixture_stats(
         info = registry.get_task_info(t)
         mean_i, mean_t, trunc_i, trunc_t = _truncated_means(samples[t], li, lt)
         n = total * p
-        kinds: dict[str, int] = {}
-        for template in info.templates:
-            kinds[template_type(template)] = kinds.get(template_type(template), 0) + 1
-        by_type = {k: n * c / len(info.templates) for k, c in kinds.items()}
+        by_type = _by_type(info.templates, samples[t].types, n)
         size = info.num_examples[split]
         tasks.append(TaskStats(t, p, size, n, n / size, mean_i, mean_t, trunc_i, trunc_t, by_type))
     return MixtureStats(
         name, steps, batch_size, dict(feature_lengths), pack, converter, per_row, nonpad,
         by_feature, unpacked_nonpad, tuple(tasks),
     )  # fmt: skip
+
+
+def _by_type(templates: Sequence[Template], sampled: Sequence[str], n: float) -> dict:
+    """`n` examples split by template type: evenly over the templates, or, for records
+    that carry their own type (a released collection's), as in the sample."""
+    own = {template_type(t) for t in templates}
+    if sampled and not set(sampled) <= own:
+        counts = collections.Counter(sampled)
+        return {k: n * c / len(sampled) for k, c in counts.items()}
+    kinds = collections.Counter(template_type(t) for t in templates)
+    return {k: n * c / len(templates) for k, c in kinds.items()}
 
 
 def format_stats(st: MixtureStats) -> str:
