@@ -93,15 +93,6 @@ def merge(base: nnx.State, adapters: nnx.State, lora_cfg: LoraConfig, cfg, out_s
     return jax.jit(merged, out_shardings=out_shardings)(base, adapters)
 
 
-def saved_config(model_dir: str, step: int) -> ModelConfig:
-    """The model config checkpoint `step` of MODEL_DIR was saved with."""
-    ckpt = checkpointing.Checkpointer(model_dir, read_only=True)
-    try:
-        return checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
-    finally:
-        ckpt.close()
-
-
 def load_params(
     model_dir: str, step: int | None = None, sharding_of: ShardingOf = on_one_device
 ) -> tuple[ModelConfig, nnx.State, int]:
@@ -109,8 +100,12 @@ def load_params(
     as saved (a LoRA checkpoint merged), on one device unless `sharding_of` places them."""
     if not os.path.isdir(model_dir):
         raise FileNotFoundError(f"{model_dir}: no such MODEL_DIR")
-    step = resolve_step(checkpointing.Checkpointer(model_dir, read_only=True), step)
-    cfg = saved_config(model_dir, step)
+    ckpt = checkpointing.Checkpointer(model_dir, read_only=True)
+    try:
+        step = resolve_step(ckpt, step)
+        cfg = checkpointing.model_config_from_json(ckpt.read_meta(step)["model"])
+    finally:
+        ckpt.close()
     return cfg, restore_params(model_dir, step, cfg, sharding_of), step
 
 
