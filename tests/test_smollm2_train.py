@@ -19,7 +19,7 @@ def _config(model_dir, initial, **data) -> trainer.TrainConfig:
     return trainer.TrainConfig(
         model_dir=str(model_dir),
         data=DataConfig(
-            "flan.train_without_entailment", {"inputs": 256, "targets": 64}, batch_size=8,
+            "flan.train_without_entailment", {"inputs": 128, "targets": 32}, batch_size=8,
             feature_converter="auto",
             **data,
         ),
