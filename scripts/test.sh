@@ -12,6 +12,15 @@ cd "$REPO"
 source scripts/setup_env.sh "all"
 ruff check flanjax tasks tests scripts setup.py
 ruff format --check flanjax tasks tests scripts setup.py
+# One persistent compilation cache for the run (both phases, both workers and the
+# processes tests start): a program compiled once (the quickstart's train step, a
+# resumed run's) is loaded, not recompiled. Fresh each run, removed at the end.
+if [ -z "${JAX_COMPILATION_CACHE_DIR:-}" ]; then
+  JAX_COMPILATION_CACHE_DIR="$(mktemp -d "${TMPDIR:-/tmp}/flanjax_test_jax_cache.XXXXXX")"
+  trap 'rm -rf "$JAX_COMPILATION_CACHE_DIR"' EXIT
+fi
+export JAX_COMPILATION_CACHE_DIR
+export JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS="${JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS:-0}"
 # pytest exits 5 when a selection holds no test: not a failure here
 python -m pytest -q -n 2 -m "not heavy" "$@" || [ $? -eq 5 ]
 python -m pytest -q -m heavy "$@" || [ $? -eq 5 ]

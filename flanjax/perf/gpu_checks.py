@@ -128,7 +128,7 @@ def child_env(cpu: bool, compile_cache: str = "") -> dict[str, str]:
     env = dict(os.environ)
     xla_flags.apply(env)
     if compile_cache:  # shared by the parts (the dry run's repeat the same tiny programs)
-        env.setdefault("JAX_COMPILATION_CACHE_DIR", compile_cache)
+        env["JAX_COMPILATION_CACHE_DIR"] = compile_cache  # the flag wins over the environment
         env.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
     env.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     if cpu:
