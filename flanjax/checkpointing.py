@@ -252,15 +252,17 @@ def has_input_position(prefix: str) -> bool:
     return os.path.exists(prefix + ".index")
 
 
-def prune_input_positions(model_dir: str, kept_steps: list[int]) -> None:
-    """Deletes this process's input positions of steps Orbax no longer keeps (older than
-    its newest kept step and not kept; the newest save may still be in flight)."""
-    root = os.path.join(os.path.abspath(model_dir), INPUT_POSITIONS)
-    if not kept_steps or not os.path.isdir(root):
+def prune_input_positions(model_dir: str, step: int) -> None:
+    """Deletes this process's input positions of steps before `step` whose checkpoint Orbax
+    has deleted (read from the folder: asking the manager would reload it mid-save)."""
+    model_dir = os.path.abspath(model_dir)
+    root = os.path.join(model_dir, INPUT_POSITIONS)
+    if not os.path.isdir(root):
         return
     name = f"process_{jax.process_index()}-of-{jax.process_count()}"
     for entry in os.listdir(root):
-        if not entry.isdigit() or int(entry) in kept_steps or int(entry) > max(kept_steps):
+        kept = os.path.isdir(os.path.join(model_dir, "checkpoints", entry))
+        if not entry.isdigit() or int(entry) >= step or kept:
             continue
         folder = os.path.join(root, entry)
         for f in os.listdir(folder):

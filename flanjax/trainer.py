@@ -300,7 +300,7 @@ class _Loop:
         # The input position first: a committed checkpoint always has its position.
         self.data.save_position(checkpointing.input_position_prefix(self.cfg.model_dir, step))
         self.ckpt.save(step, state, self.data.state(), self.meta, force=True)
-        checkpointing.prune_input_positions(self.cfg.model_dir, self.ckpt.all_steps())
+        checkpointing.prune_input_positions(self.cfg.model_dir, step)
         self.saved_step = step
 
     def check_pending(self) -> None:
