@@ -259,7 +259,8 @@ def train(cfg: TrainConfig) -> dict[str, float]:
                 result = loop.run(start)
                 return {**result, "signal": stop.received} if stop.received else result
         finally:
-            ckpt.close()
+            ckpt.close()  # Orbax's last deletions are done: prune their input positions too
+            checkpointing.prune_input_positions(cfg.model_dir, step=2**62)
             if examples:
                 examples.close()
 
