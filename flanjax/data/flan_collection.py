@@ -128,9 +128,7 @@ def shard_counts(path: str) -> Counter:
     if os.path.exists(beside):
         with open(beside) as f:
             return Counter({tuple(k.split("\t")): v for k, v in json.load(f).items()})
-    st = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    cached = os.path.join(sharded_files.cache_dir(), "collection_counts", key.hexdigest() + ".json")
+    cached = sharded_files.cache_path(path, "collection_counts")
     if os.path.exists(cached):
         with open(cached) as f:
             return Counter({tuple(k.split("\t")): v for k, v in json.load(f).items()})

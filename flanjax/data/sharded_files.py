@@ -76,12 +76,18 @@ class ShardedFiles:
 
 
 # --- counting ------------------------------------------------------------------------------
+def cache_path(path: str, kind: str) -> str:
+    """Where a fact of file `path` of kind `kind` is cached: keyed by its absolute path,
+    size and mtime, so a changed file is read again."""
+    st = os.stat(path)
+    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
+    return os.path.join(cache_dir(), kind, key.hexdigest() + ".json")
+
+
 def count_records(path: str) -> int:
     """Records in `path` (non-blank lines; csv/tsv: rows after the header; parquet: rows),
     from the cache when the file is unchanged, else counted once and cached."""
-    st = os.stat(path)
-    key = hashlib.sha1(f"{os.path.abspath(path)}|{st.st_size}|{st.st_mtime_ns}".encode())
-    cached = os.path.join(cache_dir(), "record_counts", key.hexdigest() + ".json")
+    cached = cache_path(path, "record_counts")
     try:
         with open(cached) as f:
             return int(json.load(f)["count"])

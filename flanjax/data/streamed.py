@@ -51,9 +51,9 @@ class RecordStream(Sequence):
         return self._records()
 
     def _records(self, per_file: int | None = None) -> Iterator[dict]:
-        for i, rec in enumerate(sharded_files.iter_records(self.fmt, self.files, per_file)):
+        for rec in sharded_files.iter_records(self.fmt, self.files, per_file):
             if self.keep is None or self.keep(rec):
-                yield _with_id(rec, i)
+                yield _with_id(rec)
 
     def __getitem__(self, i):  # type: ignore[override]
         if isinstance(i, slice):
@@ -72,7 +72,7 @@ class RecordStream(Sequence):
         return list(self._records(per_file))[:n]
 
 
-def _with_id(rec: dict, i: int) -> dict:
+def _with_id(rec: dict) -> dict:
     """The record with an "id": its own, else its file's name and line."""
     if "id" in rec:
         return rec
@@ -108,7 +108,7 @@ def _render_fn(name: str, fmt: str, templates: tuple[Template, ...], seed: int, 
             where = f"{path.decode()}:{int(line)}"
             try:
                 rec = sharded_files.parse(fmt, text.decode(), header.decode(), where)
-                rec = _with_id({**rec, "_where": where}, 0)
+                rec = _with_id({**rec, "_where": where})
                 kept = keep is None or keep(rec)
                 template = pick_template(templates, str(rec["id"]), seed)
                 ex = template.render(rec, task=name) if kept else None
