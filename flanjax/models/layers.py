@@ -61,6 +61,17 @@ class Embed(nnx.Module):
         return jnp.einsum("bld,vd->blv", x_BxLxD, table_VxD)
 
 
+def project(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
+    """x's last `contract` axes times w's first ones, with x's leading (batch, length)
+    axes flattened into one."""
+    lead, inner = x.shape[: x.ndim - contract], x.shape[x.ndim - contract :]
+    x_NxI = x.reshape(-1, *inner)
+    y = jax.lax.dot_general(
+        x_NxI, w, (((tuple(range(1, 1 + contract))), tuple(range(contract))), ((), ()))
+    )
+    return y.reshape(*lead, *w.shape[contract:])
+
+
 ATTENTION_IMPLS = ("xla", "fused", "cudnn")
 
 

@@ -117,9 +117,9 @@ class Attention(nnx.Module):
         """Keys and values BxSxHxK of a source, as `__call__` computes them."""
         dt = kv_BxSxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
-        k_BxSxHxK = jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.key[...].astype(dt))
+        k_BxSxHxK = layers.project(kv_BxSxD, self.key[...].astype(dt))
         k_BxSxHxK = constrain(lora.add(k_BxSxHxK, self.key_lora, kv_BxSxD, rngs), act)
-        v_BxSxHxK = jnp.einsum("bsd,dhk->bshk", kv_BxSxD, self.value[...].astype(dt))
+        v_BxSxHxK = layers.project(kv_BxSxD, self.value[...].astype(dt))
         v_BxSxHxK = constrain(lora.add(v_BxSxHxK, self.value_lora, kv_BxSxD, rngs), act)
         return k_BxSxHxK, v_BxSxHxK
 
@@ -136,12 +136,12 @@ class Attention(nnx.Module):
         KV cache), through the output projection."""
         dt = x_BxTxD.dtype
         act = ("act_batch", "act_length", "act_heads", "act_kv")
-        q_BxTxHxK = jnp.einsum("btd,dhk->bthk", x_BxTxD, self.query[...].astype(dt))
+        q_BxTxHxK = layers.project(x_BxTxD, self.query[...].astype(dt))
         q_BxTxHxK = constrain(lora.add(q_BxTxHxK, self.query_lora, x_BxTxD, rngs), act)
         o_BxTxHxK = layers.dot_attention(
             q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, impl=self.impl
         )
-        y_BxTxD = jnp.einsum("bthk,hkd->btd", o_BxTxHxK, self.out[...].astype(dt))
+        y_BxTxD = layers.project(o_BxTxHxK, self.out[...].astype(dt), 2)
         y_BxTxD = lora.add(y_BxTxD, self.out_lora, o_BxTxHxK, rngs)
         return constrain(y_BxTxD, ("act_batch", "act_length", "act_embed"))
 
@@ -163,17 +163,22 @@ class Mlp(nnx.Module):
         self.wo_lora = lora.adapter(lora_cfg, "wo", *narrow, pd, rngs)
 
     def __call__(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
+        b, t, d = x_BxTxD.shape
+        y_NxD = self._flat(x_BxTxD.reshape(b * t, d), rngs)
+        return y_NxD.reshape(b, t, d)
+
+    def _flat(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
         dt = x_BxTxD.dtype
-        h_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_0[...].astype(dt))
+        h_BxTxF = jnp.einsum("td,df->tf", x_BxTxD, self.wi_0[...].astype(dt))
         h_BxTxF = lora.add(h_BxTxF, self.wi_0_lora, x_BxTxD, rngs)
         if self.gated:
-            lin_BxTxF = jnp.einsum("btd,df->btf", x_BxTxD, self.wi_1[...].astype(dt))
+            lin_BxTxF = jnp.einsum("td,df->tf", x_BxTxD, self.wi_1[...].astype(dt))
             lin_BxTxF = lora.add(lin_BxTxF, self.wi_1_lora, x_BxTxD, rngs)
             h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True) * lin_BxTxF
         else:
             h_BxTxF = jax.nn.relu(h_BxTxF)
-        h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_length", "act_mlp"))
-        y_BxTxD = jnp.einsum("btf,fd->btd", h_BxTxF, self.wo[...].astype(dt))
+        h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_mlp"))
+        y_BxTxD = jnp.einsum("tf,fd->td", h_BxTxF, self.wo[...].astype(dt))
         return lora.add(y_BxTxD, self.wo_lora, h_BxTxF, rngs)
 
 
@@ -350,9 +355,7 @@ class EncoderDecoder(nnx.Module):
         if self.cfg.tie_embeddings:
             logits_BxTxV = self.token_embed.attend(y_BxTxD * self.cfg.d_model**-0.5)
         else:
-            logits_BxTxV = jnp.einsum(
-                "btd,dv->btv", y_BxTxD, self.lm_head[...].astype(y_BxTxD.dtype)
-            )
+            logits_BxTxV = layers.project(y_BxTxD, self.lm_head[...].astype(y_BxTxD.dtype))
         return constrain(logits_BxTxV, ("act_batch", "act_length", "act_vocab"))
 
     def __call__(
