@@ -62,13 +62,14 @@ class Embed(nnx.Module):
 
 
 def project(x: jax.Array, w: jax.Array, contract: int = 1) -> jax.Array:
-    """x's last `contract` axes times w's first ones, with x's leading (batch, length)
-    axes flattened into one."""
+    """x's last `contract` axes times w's first ones (a dense projection), with x's
+    leading (batch, length) axes flattened into one for the matmul: the weight
+    gradient then contracts a single axis, which XLA's CPU backend computes without
+    transposing the output gradient first (two contracted axes cost a transposing
+    copy per projection: BENCHMARKS.md, "T5 projections on flattened activations")."""
     lead, inner = x.shape[: x.ndim - contract], x.shape[x.ndim - contract :]
-    x_NxI = x.reshape(-1, *inner)
-    y = jax.lax.dot_general(
-        x_NxI, w, (((tuple(range(1, 1 + contract))), tuple(range(contract))), ((), ()))
-    )
+    dims = ((tuple(range(1, 1 + contract)), tuple(range(contract))), ((), ()))
+    y = jax.lax.dot_general(x.reshape(-1, *inner), w, dims)
     return y.reshape(*lead, *w.shape[contract:])
 
 

@@ -163,22 +163,17 @@ class Mlp(nnx.Module):
         self.wo_lora = lora.adapter(lora_cfg, "wo", *narrow, pd, rngs)
 
     def __call__(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
-        b, t, d = x_BxTxD.shape
-        y_NxD = self._flat(x_BxTxD.reshape(b * t, d), rngs)
-        return y_NxD.reshape(b, t, d)
-
-    def _flat(self, x_BxTxD: jax.Array, rngs: nnx.Rngs | None = None) -> jax.Array:
         dt = x_BxTxD.dtype
-        h_BxTxF = jnp.einsum("td,df->tf", x_BxTxD, self.wi_0[...].astype(dt))
+        h_BxTxF = layers.project(x_BxTxD, self.wi_0[...].astype(dt))
         h_BxTxF = lora.add(h_BxTxF, self.wi_0_lora, x_BxTxD, rngs)
         if self.gated:
-            lin_BxTxF = jnp.einsum("td,df->tf", x_BxTxD, self.wi_1[...].astype(dt))
+            lin_BxTxF = layers.project(x_BxTxD, self.wi_1[...].astype(dt))
             lin_BxTxF = lora.add(lin_BxTxF, self.wi_1_lora, x_BxTxD, rngs)
             h_BxTxF = jax.nn.gelu(h_BxTxF, approximate=True) * lin_BxTxF
         else:
             h_BxTxF = jax.nn.relu(h_BxTxF)
-        h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_mlp"))
-        y_BxTxD = jnp.einsum("tf,fd->td", h_BxTxF, self.wo[...].astype(dt))
+        h_BxTxF = constrain(h_BxTxF, ("act_batch", "act_length", "act_mlp"))
+        y_BxTxD = layers.project(h_BxTxF, self.wo[...].astype(dt))
         return lora.add(y_BxTxD, self.wo_lora, h_BxTxF, rngs)
 
 
