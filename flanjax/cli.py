@@ -57,8 +57,10 @@ def _add_common_flags(p: argparse.ArgumentParser) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    from flanjax import quiet, xla_flags
+    from flanjax import host_memory, quiet, xla_flags
 
+    if argv is None:  # run as a program, not called from Python
+        host_memory.ensure()  # may re-execute this process, so first thing
     argv = sys.argv[1:] if argv is None else list(argv)
     xla_flags.apply()  # before any backend exists
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s: %(message)s")

@@ -104,7 +104,11 @@ def cross_entropy(
     z_BxT = z_loss * jnp.square(log_z_BxT)
     w = weights_BxT.astype(jnp.float32)
     lw = w if loss_weights_BxT is None else loss_weights_BxT.astype(jnp.float32)
-    correct = (jnp.argmax(logits_BxTxV, axis=-1) == targets_BxT).astype(jnp.float32)
+    # correct: the target's logit is the largest (a tie counts); a max, not an argmax,
+    # whose (value, index) reduction over V took 35 ms a step of T5-small on CPU
+    logits32_BxTxV = logits_BxTxV.astype(jnp.float32)
+    target_BxT = jnp.take_along_axis(logits32_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
+    correct = (target_BxT >= jnp.max(logits32_BxTxV, axis=-1)).astype(jnp.float32)
     return {
         "loss_sum": jnp.sum((nll_BxT + z_BxT) * lw),
         "nll_sum": jnp.sum(nll_BxT * w),
@@ -226,9 +230,13 @@ def train_step(
     an uninterrupted one. `frozen`: untrained parameters (a LoRA run's base weights,
     not part of the state: no gradients, no optimizer state; see summed_loss).
 
-    A step whose loss, gradient norm or update norm is NaN or Inf changes nothing
-    but the step counter (parameters and optimizer state are kept, by `jnp.where`
-    on the device) and reports `nonfinite` = 1; the trainer stops or skips on it.
+    A step whose loss or gradient norm is NaN or Inf changes nothing but the step
+    counter and reports `nonfinite` = 1 (the trainer stops or skips on it): the
+    optimizer runs under `lax.cond` on the device, so a finite step pays nothing for
+    the check (a select over every parameter and optimizer slot cost 0.1 s a step of
+    T5-small on CPU). Finite gradients make finite updates in both optimizers
+    (their second moments add an epsilon; clipping and parameter scaling divide
+    by at least 1 or multiply by finite RMS values), so the updates are not checked.
     """
     dropout_key = None
     if dropout_seed is not None:
@@ -238,12 +246,17 @@ def train_step(
         state.params, graphdef, batch, w_BxT, dropout_key, loss_cfg.z_loss, microbatches, frozen
     )
     grads = jax.tree.map(lambda g: (g / denom).astype(g.dtype), grads)
-    updates, opt_state = tx.update(grads, state.opt_state, state.params)
-    params = optax.apply_updates(state.params, updates)
-    weight_sum = jnp.maximum(terms["weight_sum"], 1.0)
     loss, grad_norm = terms["loss_sum"] / denom, optax.global_norm(grads)
-    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm) & jnp.isfinite(optax.global_norm(updates))
-    params, opt_state = _keep_unless(finite, (params, opt_state), (state.params, state.opt_state))
+    finite = jnp.isfinite(loss) & jnp.isfinite(grad_norm)
+
+    def update(params, opt_state):
+        updates, opt_state = tx.update(grads, opt_state, params)
+        return optax.apply_updates(params, updates), opt_state
+
+    params, opt_state = jax.lax.cond(
+        finite, update, lambda p, o: (p, o), state.params, state.opt_state
+    )
+    weight_sum = jnp.maximum(terms["weight_sum"], 1.0)
     metrics = {
         "loss": loss,
         "nll_per_token": terms["nll_sum"] / weight_sum,
@@ -256,8 +269,3 @@ def train_step(
     }
     new_state = state.replace(step=state.step + 1, params=params, opt_state=opt_state)
     return new_state, metrics
-
-
-def _keep_unless(ok: jax.Array, new, old):
-    """`new` where `ok`, else `old`, leaf by leaf (one select per array on the device)."""
-    return jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, old)

@@ -4,7 +4,8 @@ same device and batch shape: the speed that sizes the FLAN experiment (EXPERIMEN
 Both sides: SmolLM2-135M's architecture (the prepared Hugging Face folder's config.json,
 scripts/prepare_smollm2.py), float32, random weights (speed does not depend on them),
 AdamW lr 1e-4, the loss over every position of an unpacked batch of `--batch_size` rows
-of `--length` tokens. Alternates one step of each for `--paired` rounds after the
+of `--length` tokens. Each side runs in its own process (flanjax/perf/paired.py); one
+step of each per round, the order swapped every round, for `--paired` rounds after the
 warm-up (both see the same machine load); prints medians, the ratio flanjax /
 transformers (lower is better) and tokens per second (positions, padding included).
 
@@ -16,7 +17,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import statistics
+import sys
 import time
 
 HF_DIR = os.path.expanduser("~/.cache/flanjax/smollm2-135m-instruct")
@@ -44,6 +45,7 @@ def torch_stepper(args):
     import transformers
 
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # as XLA does on CPUs: denormals slowed torch's steps 3x
     config = transformers.AutoConfig.from_pretrained(args.hf_dir)
     model = transformers.AutoModelForCausalLM.from_config(config, dtype=torch.float32).train()
     opt = torch.optim.AdamW(model.parameters(), lr=1e-4)
@@ -62,36 +64,42 @@ def torch_stepper(args):
 
 
 def main() -> None:
+    from flanjax import host_memory
+
+    host_memory.ensure()  # as the flanjax entry point does; both sides inherit it
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--hf_dir", default=HF_DIR)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--length", type=int, default=320)
     p.add_argument("--warmup", type=int, default=1)
     p.add_argument("--paired", type=int, default=5)
-    args = p.parse_args()
-    fj_step, hf_step = flanjax_stepper(args), torch_stepper(args)
-    for _ in range(args.warmup):
-        fj_step(), hf_step()
-    fj, hf = [], []
-    for _ in range(args.paired):
-        fj.append(fj_step())
-        hf.append(hf_step())
-    tokens = args.batch_size * args.length
-    print(
-        json.dumps(
-            {
-                "batch": f"{args.batch_size} x {args.length}",
-                "rounds": args.paired,
-                "flanjax_step_s": round(statistics.median(fj), 2),
-                "transformers_step_s": round(statistics.median(hf), 2),
-                "flanjax_tokens_per_s": round(tokens / statistics.median(fj), 1),
-                "transformers_tokens_per_s": round(tokens / statistics.median(hf), 1),
-                "median_ratio_flanjax_over_transformers": round(
-                    statistics.median(a / b for a, b in zip(fj, hf, strict=True)), 3
-                ),
-            }
-        )
+    p.add_argument(
+        "--lead_in",
+        type=int,
+        default=1,
+        help="paired: untimed steps of a side before each timed one",
     )
+    p.add_argument("--settle", type=float, default=0.5)
+    p.add_argument("--worker", choices=("flanjax", "transformers"), default="",
+                   help=argparse.SUPPRESS)  # fmt: skip
+    args = p.parse_args()
+    from flanjax.perf import paired
+
+    if args.worker:
+        paired.serve((flanjax_stepper if args.worker == "flanjax" else torch_stepper)(args))
+        return
+    common = [sys.executable, __file__, "--hf_dir", args.hf_dir,
+              "--batch_size", str(args.batch_size), "--length", str(args.length)]  # fmt: skip
+    sides = ("flanjax", "transformers")
+    times = paired.alternate(
+        {side: [*common, "--worker", side] for side in sides},
+        rounds=args.paired, warmup=args.warmup, settle_s=args.settle, lead_in=args.lead_in,
+    )  # fmt: skip
+    row = paired.summary(times, *sides)
+    tokens = args.batch_size * args.length
+    for side in sides:
+        row[f"{side}_tokens_per_s"] = round(tokens / row[f"{side}_step_s"], 1)
+    print(json.dumps({"batch": f"{args.batch_size} x {args.length}", **row}))
 
 
 if __name__ == "__main__":

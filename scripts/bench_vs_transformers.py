@@ -4,13 +4,15 @@ Both sides: T5 v1.1 small (gin_configs/models/t5_1_1_small.gin; `--size tiny` a
 one-layer toy for dry runs), float32, the same unpacked batch shape (transformers does
 not pack), Adafactor with T5's settings (factored second moments, decay exponent 0.8,
 no momentum, update clipping 1.0, parameter-scaled updates, lr 1e-3), loss over all
-target tokens. Reports median step times (after warm-up) and the ratio flanjax /
+target tokens. torch flushes denormals to zero, as XLA does on CPUs (without it, on an
+Intel Xeon, torch's step grew from 2.8 s to 7.4 s over its first 10 steps as Adafactor's
+updates went denormal). Reports median step times (after warm-up) and the ratio flanjax /
 transformers (lower is better). `--device cuda` runs torch on the GPU with TF32
 matmuls allowed, as JAX's default precision does for float32 on GPUs; `--side` runs one
 side only (scripts/gpu_checks.sh runs each in its own process).
 
   .venv/bin/python scripts/bench_vs_transformers.py --batch_size 8 --inputs 256 --targets 64
-  .venv/bin/python scripts/bench_vs_transformers.py --paired 7   # alternating, one process
+  .venv/bin/python scripts/bench_vs_transformers.py --paired 7   # alternating, two processes
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import statistics
+import sys
 import time
 
 # (flanjax T5Config, transformers T5Config) keyword arguments of each size
@@ -64,6 +67,7 @@ def torch_stepper(args):
     from transformers.optimization import Adafactor
 
     torch.manual_seed(0)
+    torch.set_flush_denormal(True)  # as XLA does on CPUs: denormals slowed torch's steps 3x
     torch.set_num_threads(args.threads)
     if args.device == "cuda":
         torch.backends.cuda.matmul.allow_tf32 = True
@@ -115,28 +119,38 @@ def bench_transformers(args) -> dict:
     }
 
 
-def paired(args) -> dict:
-    """Both sides in one process, alternating one step each for `--paired` rounds after
-    the warm-up, so that both see the same machine load: medians and the median of the
-    per-round ratios."""
-    from flanjax.perf import benchmarking
+def worker_argv(args, side: str) -> list[str]:
+    """This script, run as one side's paired worker with the same model and batch."""
+    return [
+        sys.executable, __file__, "--worker", side, "--size", args.size,
+        "--batch_size", str(args.batch_size), "--inputs", str(args.inputs),
+        "--targets", str(args.targets), "--threads", str(args.threads), "--device", args.device,
+    ]  # fmt: skip
 
-    fj_step = benchmarking.stepper(flanjax_config(args))
-    hf_step = torch_stepper(args)
-    for _ in range(args.warmup):
-        fj_step(), hf_step()
-    fj, hf = [], []
-    for _ in range(args.paired):
-        fj.append(fj_step())
-        hf.append(hf_step()[0])
-    ratios = [a / b for a, b in zip(fj, hf, strict=True)]
-    return {
-        "rounds": args.paired,
-        "flanjax_step_s": round(statistics.median(fj), 3),
-        "transformers_step_s": round(statistics.median(hf), 3),
-        "median_ratio_flanjax_over_transformers": round(statistics.median(ratios), 3),
-        "ratios": [round(r, 3) for r in ratios],
-    }
+
+def serve_worker(args) -> None:
+    from flanjax.perf import benchmarking, paired
+
+    if args.worker == "flanjax":
+        paired.serve(benchmarking.stepper(flanjax_config(args)))
+    else:
+        one_step = torch_stepper(args)
+        paired.serve(lambda: one_step()[0])
+
+
+def run_paired(args) -> dict:
+    """Each side in its own process, one step of each per round (the order swapped every
+    round, `--settle` seconds between steps) after the warm-up: both see the same machine
+    load. Medians and the median of the per-round ratios."""
+    from flanjax.perf import paired
+
+    sides = ("flanjax", "transformers")
+    times = paired.alternate(
+        {side: worker_argv(args, side) for side in sides},
+        rounds=args.paired, warmup=args.warmup, settle_s=args.settle, lead_in=args.lead_in,
+    )  # fmt: skip
+    return {"batch": args.batch_size, "lengths": f"{args.inputs}/{args.targets}",
+            **paired.summary(times, *sides)}  # fmt: skip
 
 
 def parser() -> argparse.ArgumentParser:
@@ -151,15 +165,36 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch's device")
     p.add_argument("--side", choices=("both", "flanjax", "transformers"), default="both")
     p.add_argument("--json", default="", help="write the result as JSON to this file")
-    p.add_argument("--paired", type=int, default=0,
-                   help="ROUNDS: one step of each side per round, in one process")  # fmt: skip
+    p.add_argument(
+        "--paired",
+        type=int,
+        default=0,
+        help="ROUNDS: one step of each side per round, each side in its own process",
+    )
+    p.add_argument(
+        "--lead_in",
+        type=int,
+        default=1,
+        help="paired: untimed steps of a side before each timed one",
+    )
+    p.add_argument(
+        "--settle", type=float, default=0.5, help="paired: seconds of idle machine before each step"
+    )
+    p.add_argument("--worker", choices=("flanjax", "transformers"), default="",
+                   help=argparse.SUPPRESS)  # fmt: skip
     return p
 
 
 def main() -> None:
     args = parser().parse_args()
+    from flanjax import host_memory
+
+    host_memory.ensure()  # as the flanjax entry point does; both sides inherit it
+    if args.worker:
+        serve_worker(args)
+        return
     if args.paired:
-        row = paired(args)
+        row = run_paired(args)
         print(json.dumps(row))
         if args.json:
             with open(args.json, "w") as f:
