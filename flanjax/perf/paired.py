@@ -74,10 +74,11 @@ def alternate(
     """Starts the two worker commands (name -> argv, started one after the other so they
     do not compile at once), runs `warmup` untimed steps of each, then `rounds` rounds
     of one timed step each, the order swapped every round; `lead_in` untimed steps
-    open each turn, so that the timed step follows a step of its own side (the other
-    process's step had left the caches and the allocator's pages cold: on CPU-2 a
-    flanjax step right after a torch step took 0.5 s longer). Returns name -> step
-    seconds."""
+    open each turn, so that the timed step follows a step of its own side. (On CPU-2 a
+    flanjax step right after a torch step took 0.4-1.0 s longer, the idle torch process
+    using no CPU meanwhile; one lead-in step removed that in one run and not in a
+    later one: read the rounds of each order apart, as `summary`'s lists allow.)
+    Returns name -> step seconds."""
     if len(workers) != 2:
         raise ValueError(f"paired timing needs exactly two workers, got {sorted(workers)}")
     started: list[_Worker] = []
