@@ -104,11 +104,7 @@ def cross_entropy(
     z_BxT = z_loss * jnp.square(log_z_BxT)
     w = weights_BxT.astype(jnp.float32)
     lw = w if loss_weights_BxT is None else loss_weights_BxT.astype(jnp.float32)
-    # correct: the target's logit is the largest (a tie counts); a max, not an argmax,
-    # whose (value, index) reduction over V took 35 ms a step of T5-small on CPU
-    logits32_BxTxV = logits_BxTxV.astype(jnp.float32)
-    target_BxT = jnp.take_along_axis(logits32_BxTxV, targets_BxT[..., None], axis=-1)[..., 0]
-    correct = (target_BxT >= jnp.max(logits32_BxTxV, axis=-1)).astype(jnp.float32)
+    correct = (jnp.argmax(logits_BxTxV, axis=-1) == targets_BxT).astype(jnp.float32)
     return {
         "loss_sum": jnp.sum((nll_BxT + z_BxT) * lw),
         "nll_sum": jnp.sum(nll_BxT * w),

@@ -61,3 +61,27 @@ def test_fused_attention_equals_einsum_attention(base) -> None:
 def test_unknown_attention_impl_is_refused() -> None:
     with pytest.raises(ValueError, match=r"T5Config.attention_impl 'flash'.*xla"):
         T5Config(attention_impl="flash")
+
+
+def test_cpu_heads_major_attention_equals_the_einsum_layout(monkeypatch):
+    """XLA CPU's layout (`_attention_heads_major`) and the other platforms' (the
+    einsum path) give the same values and gradients: grouped heads, bias, mask."""
+    from flanjax.models import layers
+
+    r = np.random.RandomState(0)
+    q = jnp.asarray(r.randn(2, 5, 6, 4), jnp.float32)
+    k, v = (jnp.asarray(r.randn(2, 7, 3, 4), jnp.float32) for _ in range(2))
+    bias = jnp.asarray(r.randn(6, 5, 7), jnp.float32)
+    mask = jnp.asarray(r.rand(2, 5, 7) > 0.3)
+
+    def loss(q, k, v, bias):
+        return jnp.sum(jnp.sin(layers.dot_attention(q, k, v, mask, bias, scale=0.5)))
+
+    grad = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))
+    monkeypatch.setattr(layers, "target_platform", lambda: "cpu")
+    cpu_value, cpu_grads = grad(q, k, v, bias)
+    monkeypatch.setattr(layers, "target_platform", lambda: "tpu")
+    value, grads = grad(q, k, v, bias)
+    np.testing.assert_allclose(cpu_value, value, rtol=1e-5)
+    for a, b in zip(cpu_grads, grads, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-4, atol=1e-5)

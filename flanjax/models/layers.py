@@ -133,14 +133,43 @@ def dot_attention(
             scale=scale,
             implementation="cudnn" if impl == "cudnn" else None,
         )
+    if target_platform() == "cpu":
+        return _attention_heads_major(
+            q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, scale
+        )
+    b, t, h, k = q_BxTxHxK.shape
+    g = k_BxSxHxK.shape[2]
+    q_BxTxGxRxK = q_BxTxHxK.reshape(b, t, g, h // g, k)
+    s_BxGxRxTxS = jnp.einsum("btgrk,bsgk->bgrts", q_BxTxGxRxK, k_BxSxHxK)
+    s_BxGxRxTxS = s_BxGxRxTxS.astype(jnp.float32) * scale
+    if bias_HxTxS is not None:
+        s_BxGxRxTxS += bias_HxTxS.reshape(g, h // g, *bias_HxTxS.shape[1:]).astype(jnp.float32)
+    s_BxGxRxTxS = jnp.where(mask_BxTxS[:, None, None], s_BxGxRxTxS, NEG_INF)
+    p_BxGxRxTxS = jax.nn.softmax(s_BxGxRxTxS, axis=-1).astype(v_BxSxHxK.dtype)
+    out_BxTxGxRxK = jnp.einsum("bgrts,bsgk->btgrk", p_BxGxRxTxS, v_BxSxHxK)
+    return out_BxTxGxRxK.reshape(b, t, h, k)
+
+
+def target_platform() -> str:
+    """The platform being compiled for: that of the mesh set by `jax.set_mesh` (a TPU
+    topology's when compile-check compiles for a TPU on a CPU host), else JAX's
+    default backend."""
+    device = getattr(jax.sharding.get_abstract_mesh(), "abstract_device", None)
+    return device.platform if device is not None else jax.default_backend()
+
+
+def _attention_heads_major(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, scale):
+    """`dot_attention` for XLA CPU. Heads-major layouts before the two batched matmuls,
+    the R query heads of a group stacked along the query axis (Q = R*T), so that each
+    matmul has batch axes (B, G) leading both operands and runs without transposing
+    copies; the bias's gradient summed over the batch as a matmul (`add_over_batch`).
+    fwd+bwd of T5-small's encoder attention core 77 -> 38 ms, of SmolLM2's grouped
+    attention 106 -> 79 ms. Not on TPUs, where XLA picks the layouts itself: there these
+    explicit transposes cost Flan-T5-XXL's train step 22% more HBM traffic (compile-check,
+    BENCHMARKS.md)."""
     b, t, h, k = q_BxTxHxK.shape
     s, g = k_BxSxHxK.shape[1], k_BxSxHxK.shape[2]
     r = h // g
-    # Heads-major layouts before the two batched matmuls, and the R query heads of a
-    # group stacked along the query axis (Q = R*T), so each matmul has batch axes
-    # (B, G) leading both operands: XLA CPU then runs them without transposing copies
-    # (fwd+bwd of T5-small's encoder attention 77 -> 52 ms; of SmolLM2's grouped
-    # attention 106 -> 79 ms).
     q_BxGxQxK = q_BxTxHxK.reshape(b, t, g, r, k).transpose(0, 2, 3, 1, 4).reshape(b, g, r * t, k)
     k_BxGxSxK = k_BxSxHxK.transpose(0, 2, 1, 3)
     v_BxGxSxK = v_BxSxHxK.transpose(0, 2, 1, 3)
