@@ -165,6 +165,15 @@ def fit_spec(spec: P, shape: Sequence[int], mesh: Mesh, name: str = "") -> P:
     return P(*out)
 
 
+def target_platform() -> str:
+    """The platform being compiled for: that of the mesh set by `jax.set_mesh` (a TPU
+    topology's when compile-check compiles for a TPU on a CPU host), else JAX's
+    default backend. For the few choices that are faster on one platform and slower
+    on another."""
+    device = getattr(jax.sharding.get_abstract_mesh(), "abstract_device", None)
+    return device.platform if device is not None else jax.default_backend()
+
+
 def constrain(x: jax.Array, axes: Sequence[str | None]) -> jax.Array:
     """Sharding constraint on an activation by logical names, under the rules in context.
 

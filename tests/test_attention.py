@@ -66,6 +66,7 @@ def test_unknown_attention_impl_is_refused() -> None:
 def test_cpu_heads_major_attention_equals_the_einsum_layout(monkeypatch):
     """XLA CPU's layout (`_attention_heads_major`) and the other platforms' (the
     einsum path) give the same values and gradients: grouped heads, bias, mask."""
+    from flanjax import partitioning
     from flanjax.models import layers
 
     r = np.random.RandomState(0)
@@ -78,9 +79,9 @@ def test_cpu_heads_major_attention_equals_the_einsum_layout(monkeypatch):
         return jnp.sum(jnp.sin(layers.dot_attention(q, k, v, mask, bias, scale=0.5)))
 
     grad = jax.value_and_grad(loss, argnums=(0, 1, 2, 3))
-    monkeypatch.setattr(layers, "target_platform", lambda: "cpu")
+    monkeypatch.setattr(partitioning, "target_platform", lambda: "cpu")
     cpu_value, cpu_grads = grad(q, k, v, bias)
-    monkeypatch.setattr(layers, "target_platform", lambda: "tpu")
+    monkeypatch.setattr(partitioning, "target_platform", lambda: "tpu")
     value, grads = grad(q, k, v, bias)
     np.testing.assert_allclose(cpu_value, value, rtol=1e-5)
     for a, b in zip(cpu_grads, grads, strict=True):

@@ -232,7 +232,11 @@ def test_nonfinite_loss_stops_naming_the_step(tmp_path, monkeypatch, capsys):
     assert all(np.isfinite(x).all() for x in _params(model_dir, 2))
 
 
-def test_nonfinite_step_is_skipped_leaving_the_state_unchanged(tmp_path, monkeypatch):
+@pytest.mark.parametrize("platform", ["cpu", "tpu"])  # lax.cond, and the select off CPUs
+def test_nonfinite_step_is_skipped_leaving_the_state_unchanged(tmp_path, monkeypatch, platform):
+    from flanjax import partitioning
+
+    monkeypatch.setattr(partitioning, "target_platform", lambda: platform)
     model_dir = tmp_path / "run"
     _poison(monkeypatch, at_batch=3)
     extra = ("--gin.TrainConfig.on_nonfinite='skip'", "--gin.CheckpointConfig.save_every=1")

@@ -12,6 +12,7 @@ import jax
 import jax.numpy as jnp
 from flax import nnx
 
+from flanjax import partitioning
 from flanjax.partitioning import constrain
 
 NEG_INF = -1e10  # additive mask value; finite so fully masked rows stay NaN-free
@@ -133,7 +134,7 @@ def dot_attention(
             scale=scale,
             implementation="cudnn" if impl == "cudnn" else None,
         )
-    if target_platform() == "cpu":
+    if partitioning.target_platform() == "cpu":
         return _attention_heads_major(
             q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, scale
         )
@@ -148,14 +149,6 @@ def dot_attention(
     p_BxGxRxTxS = jax.nn.softmax(s_BxGxRxTxS, axis=-1).astype(v_BxSxHxK.dtype)
     out_BxTxGxRxK = jnp.einsum("bgrts,bsgk->btgrk", p_BxGxRxTxS, v_BxSxHxK)
     return out_BxTxGxRxK.reshape(b, t, h, k)
-
-
-def target_platform() -> str:
-    """The platform being compiled for: that of the mesh set by `jax.set_mesh` (a TPU
-    topology's when compile-check compiles for a TPU on a CPU host), else JAX's
-    default backend."""
-    device = getattr(jax.sharding.get_abstract_mesh(), "abstract_device", None)
-    return device.platform if device is not None else jax.default_backend()
 
 
 def _attention_heads_major(q_BxTxHxK, k_BxSxHxK, v_BxSxHxK, mask_BxTxS, bias_HxTxS, scale):
