@@ -67,37 +67,23 @@ def main() -> None:
     from flanjax import host_memory
 
     host_memory.ensure()  # as the flanjax entry point does; both sides inherit it
+    from flanjax.perf import paired
+
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--hf_dir", default=HF_DIR)
     p.add_argument("--batch_size", type=int, default=8)
     p.add_argument("--length", type=int, default=320)
     p.add_argument("--warmup", type=int, default=1)
-    p.add_argument("--paired", type=int, default=5)
-    p.add_argument(
-        "--lead_in",
-        type=int,
-        default=1,
-        help="paired: untimed steps of a side before each timed one",
-    )
-    p.add_argument("--settle", type=float, default=0.5)
-    p.add_argument("--worker", choices=("flanjax", "transformers"), default="",
-                   help=argparse.SUPPRESS)  # fmt: skip
+    paired.add_flags(p, rounds=5)
     args = p.parse_args()
-    from flanjax.perf import paired
-
     if args.worker:
         paired.serve((flanjax_stepper if args.worker == "flanjax" else torch_stepper)(args))
         return
     common = [sys.executable, __file__, "--hf_dir", args.hf_dir,
               "--batch_size", str(args.batch_size), "--length", str(args.length)]  # fmt: skip
-    sides = ("flanjax", "transformers")
-    times = paired.alternate(
-        {side: [*common, "--worker", side] for side in sides},
-        rounds=args.paired, warmup=args.warmup, settle_s=args.settle, lead_in=args.lead_in,
-    )  # fmt: skip
-    row = paired.summary(times, *sides)
+    row = paired.compare(args, lambda side: [*common, "--worker", side])
     tokens = args.batch_size * args.length
-    for side in sides:
+    for side in paired.SIDES:
         row[f"{side}_tokens_per_s"] = round(tokens / row[f"{side}_step_s"], 1)
     print(json.dumps({"batch": f"{args.batch_size} x {args.length}", **row}))
 

@@ -138,21 +138,6 @@ def serve_worker(args) -> None:
         paired.serve(lambda: one_step()[0])
 
 
-def run_paired(args) -> dict:
-    """Each side in its own process, one step of each per round (the order swapped every
-    round, `--settle` seconds between steps) after the warm-up: both see the same machine
-    load. Medians and the median of the per-round ratios."""
-    from flanjax.perf import paired
-
-    sides = ("flanjax", "transformers")
-    times = paired.alternate(
-        {side: worker_argv(args, side) for side in sides},
-        rounds=args.paired, warmup=args.warmup, settle_s=args.settle, lead_in=args.lead_in,
-    )  # fmt: skip
-    return {"batch": args.batch_size, "lengths": f"{args.inputs}/{args.targets}",
-            **paired.summary(times, *sides)}  # fmt: skip
-
-
 def parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--size", choices=sorted(SIZES), default="small")
@@ -165,68 +150,50 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--device", choices=("cpu", "cuda"), default="cpu", help="torch's device")
     p.add_argument("--side", choices=("both", "flanjax", "transformers"), default="both")
     p.add_argument("--json", default="", help="write the result as JSON to this file")
-    p.add_argument(
-        "--paired",
-        type=int,
-        default=0,
-        help="ROUNDS: one step of each side per round, each side in its own process",
-    )
-    p.add_argument(
-        "--lead_in",
-        type=int,
-        default=1,
-        help="paired: untimed steps of a side before each timed one",
-    )
-    p.add_argument(
-        "--settle", type=float, default=0.5, help="paired: seconds of idle machine before each step"
-    )
-    p.add_argument("--worker", choices=("flanjax", "transformers"), default="",
-                   help=argparse.SUPPRESS)  # fmt: skip
+    from flanjax.perf import paired
+
+    paired.add_flags(p)
     return p
 
 
 def main() -> None:
     args = parser().parse_args()
     from flanjax import host_memory
+    from flanjax.perf import paired
 
     host_memory.ensure()  # as the flanjax entry point does; both sides inherit it
     if args.worker:
         serve_worker(args)
         return
+    shape = {"batch": args.batch_size, "lengths": f"{args.inputs}/{args.targets}"}
     if args.paired:
-        row = run_paired(args)
-        print(json.dumps(row))
-        if args.json:
-            with open(args.json, "w") as f:
-                f.write(json.dumps(row) + "\n")
-        return
-    if args.side != "both":
+        row = {**shape, **paired.compare(args, lambda side: worker_argv(args, side))}
+    elif args.side != "both":
         result = (bench_flanjax if args.side == "flanjax" else bench_transformers)(args)
-        text = json.dumps({k: v for k, v in result.items() if isinstance(v, (int, float, str))})
-        print(text)
-        if args.json:
-            with open(args.json, "w") as f:
-                f.write(text + "\n")
-        return
+        row = {k: v for k, v in result.items() if isinstance(v, (int, float, str))}
+    else:
+        row = {**shape, **both_sides(args)}
+    print(json.dumps(row))
+    if args.json:
+        with open(args.json, "w") as f:
+            f.write(json.dumps(row) + "\n")
+
+
+def both_sides(args) -> dict:
+    """Each side once, one after the other (unpaired), with a BENCHMARKS.md table row."""
     fj = bench_flanjax(args)
     hf = bench_transformers(args)
     ratio = fj["step_time_s"] / hf["step_time_s"]
-    row = {
-        "batch": args.batch_size,
-        "lengths": f"{args.inputs}/{args.targets}",
+    print(
+        f"| T5 v1.1 {args.size}, batch {args.batch_size}, {args.inputs}/{args.targets}, fp32, "
+        f"Adafactor | {fj['step_time_s']:.3f} s | {hf['step_time_s']:.3f} s | {ratio:.2f}x |"
+    )
+    return {
         "flanjax_step_s": round(fj["step_time_s"], 3),
         "transformers_step_s": round(hf["step_time_s"], 3),
         "ratio_flanjax_over_transformers": round(ratio, 3),
         "flanjax_compile_s": round(fj["compile_s"], 1),
     }
-    print(json.dumps(row))
-    if args.json:
-        with open(args.json, "w") as f:
-            f.write(json.dumps(row) + "\n")
-    print(
-        f"| T5 v1.1 {args.size}, batch {args.batch_size}, {args.inputs}/{args.targets}, fp32, "
-        f"Adafactor | {fj['step_time_s']:.3f} s | {hf['step_time_s']:.3f} s | {ratio:.2f}x |"
-    )
 
 
 if __name__ == "__main__":

@@ -16,6 +16,7 @@ on the worker's stdout is passed through to stderr.
 
 from __future__ import annotations
 
+import argparse
 import statistics
 import subprocess
 import sys
@@ -114,3 +115,36 @@ def summary(times: dict[str, list[float]], numerator: str, denominator: str) -> 
         f"{numerator}_steps_s": [round(x, 3) for x in num],
         f"{denominator}_steps_s": [round(x, 3) for x in den],
     }
+
+
+SIDES = ("flanjax", "transformers")
+
+
+def add_flags(p: argparse.ArgumentParser, rounds: int = 0) -> None:
+    """The flags of a two-sided benchmark script that uses `compare`."""
+    p.add_argument(
+        "--paired",
+        type=int,
+        default=rounds,
+        help="ROUNDS: one step of each side per round, each side in its own process",
+    )
+    p.add_argument(
+        "--lead_in",
+        type=int,
+        default=1,
+        help="paired: untimed steps of a side before each timed one",
+    )
+    p.add_argument(
+        "--settle", type=float, default=0.5, help="paired: seconds of idle machine before each step"
+    )
+    p.add_argument("--worker", choices=SIDES, default="", help=argparse.SUPPRESS)  # fmt: skip
+
+
+def compare(args: argparse.Namespace, worker_argv: Callable[[str], list[str]]) -> dict:
+    """flanjax against transformers, `worker_argv(side)` the command of each side's
+    worker (ending in `--worker SIDE`), with `add_flags`' settings: `summary`'s row."""
+    times = alternate(
+        {side: worker_argv(side) for side in SIDES},
+        rounds=args.paired, warmup=args.warmup, settle_s=args.settle, lead_in=args.lead_in,
+    )  # fmt: skip
+    return summary(times, *SIDES)
