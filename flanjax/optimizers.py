@@ -11,6 +11,7 @@ import jax
 import jax.numpy as jnp
 import optax
 
+from flanjax import adafactor
 from flanjax.models import layer_stack
 
 
@@ -68,14 +69,7 @@ def make_schedule(cfg: OptimizerConfig) -> optax.Schedule:
 def make_optimizer(cfg: OptimizerConfig) -> tuple[optax.GradientTransformation, optax.Schedule]:
     schedule = make_schedule(cfg)
     if cfg.name == "adafactor":
-        tx = optax.adafactor(
-            learning_rate=schedule,
-            min_dim_size_to_factor=128,
-            decay_rate=0.8,
-            multiply_by_parameter_scale=True,
-            clipping_threshold=1.0,
-            momentum=None,
-        )
+        tx = adafactor.adafactor(schedule)  # optax.adafactor's chain and state
         # Per layer in a scanned stack, as T5X treats the stacked axis: Adafactor's
         # parameter scale and update clipping take RMS norms over a whole tensor.
         per_stack = {name: per_layer(tx) for name in layer_stack.STACK_NAMES}
