@@ -71,3 +71,13 @@ def test_updates_and_state_match_optax():
         assert a.shape == b.shape and a.dtype == b.dtype
         np.testing.assert_allclose(a, b, rtol=2e-5)
     assert int(s_ours[0].count) == 3
+
+
+def test_parameter_scale_matches_optax_above_and_below_min_scale():
+    params = {"big": jnp.full((4, 3), 2.0), "tiny": jnp.full((5,), 1e-5), "zero": jnp.zeros(2)}
+    updates = jax.tree.map(jnp.ones_like, params)
+    ours, _ = adafactor.scale_by_param_block_rms().update(updates, optax.EmptyState(), params)
+    ref, _ = optax.scale_by_param_block_rms().update(updates, optax.EmptyState(), params)
+    for name, expected in (("big", 2.0), ("tiny", 1e-3), ("zero", 1e-3)):
+        np.testing.assert_allclose(ours[name], expected, rtol=1e-6)
+        np.testing.assert_array_equal(ours[name], ref[name])
