@@ -2,14 +2,17 @@
 
 `adafactor` is optax.adafactor without momentum: the same chain of transforms and
 the same state tree (optax's FactoredState first), so checkpoints and sharding
-rules written for one load into the other. Only `scale_by_factored_rms` is flanjax's
-own: its second-moment means are the same numbers, computed so that XLA's CPU
-backend runs them fast. A mean over a tensor's leading axis that leaves a wide
-result (the lm_head's [512, 32128] kernel reduced to its 32128 columns) compiles
-on CPUs to a strided loop: 70 ms there against 3 ms for the other axis (2-core AMD
-EPYC, 2026-12-03). Halving the axis by adding its two halves until it is odd or 2
-long, then summing the rest, is one fused pass: 3.8 ms. Other platforms (and
-narrow results, already fast) take `jnp.mean`.
+rules written for one load into the other. Two transforms are flanjax's own, with
+optax's numbers, computed so that XLA's CPU backend runs them fast:
+- `scale_by_factored_rms`: a mean over a tensor's leading axis that leaves a wide
+  result (the lm_head's [512, 32128] kernel reduced to its 32128 columns) compiles on
+  CPUs to a strided loop: 70 ms there against 3 ms for the other axis (2-core AMD
+  EPYC, 2026-12-03). Halving the axis by adding its two halves until it is odd or 2
+  long, then summing the rest, is one fused pass: 3.8 ms. Other platforms (and
+  narrow results, already fast) take `jnp.mean`.
+- `scale_by_param_block_rms`: without optax's full-size select, which only serves a
+  gradient of the RMS at 0.
+Together they take the lm_head's and embedding's update from 162 to 82 ms there.
 """
 
 from __future__ import annotations
