@@ -91,10 +91,8 @@ def scale_by_factored_rms(
             return update, new_v_row, new_v_col, one(grad)
 
         treedef = jax.tree.structure(grads)
-        out = [
-            leaf(*a)
-            for a in zip(*(treedef.flatten_up_to(t) for t in (grads, *state[1:])), strict=True)
-        ]
+        trees = (grads, state.v_row, state.v_col, state.v)
+        out = [leaf(*a) for a in zip(*map(treedef.flatten_up_to, trees), strict=True)]
         pick = lambda i: treedef.unflatten([o[i] for o in out])  # noqa: E731
         new_state = optax.FactoredState(
             count=optax.safe_increment(state.count), v_row=pick(1), v_col=pick(2), v=pick(3)
